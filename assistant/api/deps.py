@@ -1,0 +1,89 @@
+"""Shared dependencies: the service and settings on ``app.state``, readiness, and helpers
+that turn service exceptions into API errors."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+from fastapi import Request
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from assistant.api.errors import ApiError
+from assistant.api.metrics import Metrics
+from assistant.records import Answer, Filters, Turn
+from assistant.settings import Settings
+
+T = TypeVar("T")
+
+
+def not_found_types() -> tuple[type[BaseException], ...]:
+    try:
+        from assistant.service import NotFound  # type: ignore[attr-defined]
+    except ImportError:
+        return ()
+    return (NotFound,)
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+def get_service(request: Request) -> Any:
+    """The loaded service; 503 (with Retry-After) while the index is still loading."""
+    service = request.app.state.service
+    if not getattr(service, "ready", False):
+        raise ApiError(503, "not_ready", "The index is still loading; retry shortly.", headers={"Retry-After": "5"})
+    return service
+
+
+def call_service(fn: Callable[..., T], *args: Any, what: str = "item", **kwargs: Any) -> T:
+    """Call the service, mapping NotFound to 404 and bad-input ValueErrors to 400."""
+    nf = not_found_types()
+    try:
+        return fn(*args, **kwargs)
+    except ApiError:
+        raise
+    except Exception as exc:
+        if nf and isinstance(exc, nf):
+            text = str(exc.args[0]) if exc.args else ""
+            raise ApiError(404, "not_found", text if " " in text else f"No such {what}: {text}".rstrip(": ")) from None
+        if isinstance(exc, ValueError) and not isinstance(exc, ValidationError):
+            # Bad input the service rejected (a pydantic ValidationError is our bug: 500).
+            raise ApiError(400, "bad_request", str(exc) or "Bad request.") from None
+        raise
+
+
+async def call_service_async(fn: Callable[..., T], *args: Any, what: str = "item", **kwargs: Any) -> T:
+    """``call_service`` in the threadpool: service calls are synchronous CPU work."""
+    return await run_in_threadpool(call_service, fn, *args, what=what, **kwargs)
+
+
+def check_question(text: str, settings: Settings, field: str = "question") -> str:
+    if len(text) > settings.max_question_chars:
+        raise ApiError(
+            413,
+            "question_too_long",
+            f"The {field} has {len(text)} characters; the limit is {settings.max_question_chars}.",
+        )
+    stripped = text.strip()
+    if not stripped:
+        raise ApiError(422, "validation_error", f"Invalid request: {field}: must not be blank")
+    return stripped
+
+
+async def ask(
+    service: Any,
+    question: str,
+    top_k: int,
+    filters: Filters | None,
+    history: list[Turn] | None,
+) -> Answer:
+    answer = await call_service_async(service.ask, question, top_k=top_k, filters=filters, history=history or None)
+    if not isinstance(answer, Answer):  # tolerate a subclass or a dict from the service
+        answer = Answer.model_validate(answer if isinstance(answer, dict) else answer.model_dump())
+    return answer

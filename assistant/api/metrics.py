@@ -1,0 +1,155 @@
+"""Prometheus metrics (one registry per app) and the ASGI middlewares that feed them.
+
+Also home to the body-size limit, because both wrap the raw ASGI exchange.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+log = logging.getLogger("assistant.api")
+
+# Paths the API owns; everything else (e.g. the UI mounted at "/") passes through untouched.
+API_PREFIXES = ("/v1/", "/teams/", "/healthz", "/readyz", "/metrics")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "assistant_http_requests",
+            "HTTP requests handled by the API.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "assistant_http_request_duration_seconds",
+            "Time to answer an HTTP request (until the response starts streaming).",
+            ["method", "route"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=self.registry,
+        )
+        self.answers = Counter(
+            "assistant_answers",
+            "Questions answered or refused, by endpoint.",
+            ["outcome", "endpoint"],
+            registry=self.registry,
+        )
+
+    def count_answer(self, answered: bool, endpoint: str) -> None:
+        self.answers.labels("answered" if answered else "refused", endpoint).inc()
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def _is_api_path(path: str) -> bool:
+    return path.startswith(API_PREFIXES)
+
+
+class MetricsMiddleware:
+    """Counts requests and their latency by route template (bounded label cardinality)."""
+
+    def __init__(self, app: Any, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not _is_api_path(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = {"code": 500}
+        observed = {"done": False}
+
+        def observe() -> None:
+            if observed["done"]:
+                return
+            observed["done"] = True
+            route = scope.get("route")
+            label = getattr(route, "path", None) or "unmatched"
+            elapsed = time.perf_counter() - start
+            self.metrics.requests.labels(scope["method"], label, str(status["code"])).inc()
+            self.metrics.latency.labels(scope["method"], label).observe(elapsed)
+            log.debug("%s %s -> %s in %.1f ms", scope["method"], label, status["code"], elapsed * 1000)
+
+        async def send_wrapper(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                observe()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            observe()
+
+
+class BodyLimitMiddleware:
+    """Answers 413 for API request bodies over ``max_bytes`` (declared or actually sent)."""
+
+    def __init__(self, app: Any, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _too_large(self, send: Any) -> None:
+        body = json.dumps(
+            {
+                "error": {
+                    "code": "payload_too_large",
+                    "message": f"Request body is larger than the limit of {self.max_bytes} bytes.",
+                }
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not _is_api_path(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.max_bytes:
+                    await self._too_large(send)
+                    return
+        # Buffer the body (bounded) so a client that lies about its length cannot get past.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._too_large(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = {"done": False}
+
+        async def replay() -> dict:
+            if not replayed["done"]:
+                replayed["done"] = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

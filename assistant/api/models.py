@@ -1,0 +1,264 @@
+"""Request and response models of the HTTP API (documented in /docs and /openapi.json).
+
+The answer record itself is ``assistant.records.Answer``: the API returns it unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from assistant.records import Citation, DocumentInfo, Filters, PassageOut, Turn
+
+QUESTION_EXAMPLE = "How much unearmarked funding did Denmark give IOM?"
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Machine-readable error code, e.g. `unauthorized`, `unknown_filter`.")
+    message: str = Field(description="Human-readable explanation.")
+
+
+class ErrorResponse(BaseModel):
+    """Every error the API returns has this shape."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"error": {"code": "unauthorized", "message": "Missing or invalid API key."}}]}
+    )
+
+    error: ErrorBody
+
+
+class AskRequest(BaseModel):
+    """A question, optionally restricted by filters and continuing a conversation."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"question": QUESTION_EXAMPLE, "top_k": 5},
+                {
+                    "question": "And in 2022?",
+                    "top_k": 5,
+                    "filters": {"document_ids": ["dk-2023-2026"]},
+                    "history": [
+                        {"role": "user", "content": QUESTION_EXAMPLE},
+                        {"role": "assistant", "content": "Denmark gave ... [1]"},
+                    ],
+                    "stream": False,
+                },
+            ]
+        },
+    )
+
+    question: str = Field(
+        min_length=1,
+        description="The question, in English or Swedish. Longer than the server's limit "
+        "(ASSISTANT_MAX_QUESTION_CHARS, default 2000) gives 413.",
+    )
+    top_k: int = Field(default=5, ge=1, le=50, description="How many passages to retrieve.")
+    filters: Filters | None = Field(default=None, description="Restrict retrieval. Unknown keys give 400.")
+    history: list[Turn] | None = Field(default=None, max_length=50, description="Earlier turns, oldest first.")
+    stream: bool = Field(
+        default=False,
+        description="Answer as Server-Sent Events: `answer` events (text deltas), one `citations` event, "
+        "then `done` with the full answer record.",
+    )
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"query": "unearmarked funding Denmark", "top_k": 5}]},
+    )
+
+    query: str = Field(min_length=1, description="Search text. Same length limit as a question (413).")
+    top_k: int = Field(default=5, ge=1, le=50)
+    filters: Filters | None = None
+
+
+class SearchResponse(BaseModel):
+    query: str
+    passages: list[PassageOut]
+
+
+class DocumentOut(DocumentInfo):
+    """A catalog entry with the number of passages indexed from it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "dk-2023-2026",
+                    "file": "dk-iom-strategy-2023-2026.txt",
+                    "title": "Danish Organisation Strategy for IOM 2023-2026",
+                    "publisher": "Ministry of Foreign Affairs of Denmark",
+                    "language": "en",
+                    "year": 2023,
+                    "period": "2023-2026",
+                    "doc_type": "strategy",
+                    "aliases": ["danish strategy"],
+                    "seed": "000_610ab245dca1e253.txt",
+                    "passage_count": 120,
+                }
+            ]
+        }
+    )
+
+    passage_count: int = 0
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentOut]
+
+
+class PassageNeighbour(BaseModel):
+    id: str
+    document_id: str
+    title: str
+    page: int | None = None
+    section: str | None = None
+    text: str
+
+
+class PassageDetailOut(BaseModel):
+    """One passage with the passages before and after it in its document."""
+
+    id: str
+    document_id: str
+    title: str
+    page: int | None = None
+    section: str | None = None
+    text: str
+    previous: PassageNeighbour | None = None
+    next: PassageNeighbour | None = None
+
+
+class FeedbackAck(BaseModel):
+    status: Literal["recorded"] = "recorded"
+
+
+class ReloadResponse(BaseModel):
+    status: Literal["reloaded"] = "reloaded"
+    took_ms: float
+
+
+class HealthResponse(BaseModel):
+    status: str
+
+
+# --- OpenAI-compatible chat completions -------------------------------------------------
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "text"
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(p.text for p in self.content if p.type == "text" and p.text)
+
+
+class ChatCompletionRequest(BaseModel):
+    """An OpenAI chat completion request. Sampling parameters are accepted and ignored."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "assistant",
+                    "messages": [
+                        {"role": "system", "content": "You answer questions about IOM partnerships."},
+                        {"role": "user", "content": QUESTION_EXAMPLE},
+                    ],
+                    "stream": False,
+                }
+            ]
+        },
+    )
+
+    model: str = Field(default="assistant", max_length=200)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=100)
+    stream: bool = False
+    top_k: int = Field(default=5, ge=1, le=50, description="Extension: passages to retrieve.")
+    filters: Filters | None = Field(default=None, description="Extension: restrict retrieval.")
+
+
+class ChatResponseMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int = 0
+    message: ChatResponseMessage
+    finish_reason: Literal["stop"] = "stop"
+
+
+class ChatUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletionResponse(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: ChatUsage
+    citations: list[Citation] = Field(default_factory=list, description="Extension: the numbered sources.")
+    answered: bool = Field(description="Extension: false when the assistant refused for lack of evidence.")
+
+
+# --- Teams -------------------------------------------------------------------------------
+
+
+class TeamsActivity(BaseModel):
+    """The part of a Teams outgoing-webhook activity the bot reads (other fields are ignored)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {"type": "message", "text": "<at>Assistant</at> " + QUESTION_EXAMPLE, "from": {"name": "A. User"}}
+            ]
+        },
+    )
+
+    type: str = "message"
+    text: str | None = None
+
+
+class TeamsReply(BaseModel):
+    type: Literal["message"] = "message"
+    text: str
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the given error status codes."""
+    descriptions = {
+        400: "Bad request (e.g. unknown filter key)",
+        401: "Missing or invalid credentials",
+        403: "Forbidden",
+        404: "Not found",
+        413: "Question or body too large",
+        422: "Invalid request body or parameters",
+        429: "Rate limit exceeded (see Retry-After)",
+        503: "Index not loaded yet, or feature not configured",
+    }
+    return {c: {"model": ErrorResponse, "description": descriptions.get(c, "Error")} for c in codes}

@@ -1,0 +1,160 @@
+"""Authentication (Bearer API keys, admin key), per-key rate limiting, and the bind check.
+
+Keys are compared in constant time and never logged; rate-limit buckets are keyed by a
+hash of the key, not the key itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import math
+import threading
+import time
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from assistant.api.errors import ApiError
+from assistant.settings import Settings
+
+log = logging.getLogger("assistant.api")
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="API key from ASSISTANT_API_KEYS, sent as `Authorization: Bearer <key>`.",
+)
+
+_LOOPBACK_NAMES = {"localhost", "ip6-localhost", "ip6-loopback"}
+
+
+def is_loopback(host: str) -> bool:
+    host = (host or "").strip().strip("[]")
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, settings: Settings) -> None:
+    """Refuse to serve an unauthenticated API on anything but loopback.
+
+    Raises ``ValueError`` when ``host`` is not a loopback address and no API keys are set;
+    logs a warning when the API is open on loopback.
+    """
+    if settings.api_key_set:
+        return
+    if not is_loopback(host):
+        raise ValueError(
+            f"Refusing to bind to {host!r} without API keys: set ASSISTANT_API_KEYS "
+            "(comma-separated bearer keys) or bind to 127.0.0.1."
+        )
+    log.warning(
+        "No API keys configured (ASSISTANT_API_KEYS): the HTTP API is open, bound to loopback %s only.", host
+    )
+
+
+def _matches(candidate: str, keys: set[str]) -> bool:
+    # Compare against every key so the time does not depend on which key matched.
+    ok = False
+    for key in keys:
+        ok |= hmac.compare_digest(candidate.encode(), key.encode())
+    return ok
+
+
+def _key_id(key: str) -> str:
+    return "key:" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="assistant"'})
+
+
+class TokenBucket:
+    """Per-client token buckets: ``per_minute`` requests, refilled continuously."""
+
+    def __init__(self, per_minute: int, max_clients: int = 10_000):
+        self.per_minute = per_minute
+        self.capacity = float(max(per_minute, 1))
+        self.rate = per_minute / 60.0
+        self.max_clients = max_clients
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, client: str) -> float:
+        """Take a token; return 0 when allowed, else the seconds until one is available."""
+        if self.per_minute <= 0:
+            return 0.0
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(client, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[client] = (tokens - 1.0, now)
+                if len(self._buckets) > self.max_clients:
+                    self._prune(now)
+                return 0.0
+            self._buckets[client] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+
+    def _prune(self, now: float) -> None:
+        full_after = self.capacity / self.rate
+        for k, (_, last) in list(self._buckets.items()):
+            if now - last > full_after:
+                del self._buckets[k]
+
+
+def _limit(request: Request, client: str) -> None:
+    limiter: TokenBucket = request.app.state.rate_limiter
+    wait = limiter.take(client)
+    if wait > 0:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"Rate limit of {limiter.per_minute} requests per minute exceeded; retry later.",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+
+
+async def require_api_key(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+) -> str:
+    """Bearer key check (open when no keys are configured) and per-key rate limit.
+
+    Returns an opaque client id (a hash of the key, or the client address when open).
+    """
+    settings: Settings = request.app.state.settings
+    keys = settings.api_key_set
+    if settings.admin_key is not None and settings.admin_key.get_secret_value():
+        keys = (keys | {settings.admin_key.get_secret_value()}) if keys else keys
+    if keys:
+        if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+            raise _unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
+        if not _matches(credentials.credentials, keys):
+            raise _unauthorized("Invalid API key.")
+        client = _key_id(credentials.credentials)
+    else:
+        client = "ip:" + (request.client.host if request.client else "unknown")
+    _limit(request, client)
+    return client
+
+
+async def require_admin_key(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+) -> str:
+    """The admin key (ASSISTANT_ADMIN_KEY) guards write endpoints; without one they are disabled."""
+    settings: Settings = request.app.state.settings
+    admin = settings.admin_key.get_secret_value() if settings.admin_key is not None else ""
+    if not admin:
+        raise ApiError(403, "admin_disabled", "Admin endpoints are disabled: set ASSISTANT_ADMIN_KEY.")
+    if credentials is None or not credentials.credentials:
+        raise _unauthorized("Missing admin key: send 'Authorization: Bearer <admin key>'.")
+    if not hmac.compare_digest(credentials.credentials.encode(), admin.encode()):
+        raise _unauthorized("Invalid admin key.")
+    client = _key_id(credentials.credentials)
+    _limit(request, client)
+    return client

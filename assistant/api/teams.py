@@ -1,0 +1,125 @@
+"""POST /teams/webhook: a Microsoft Teams Outgoing Webhook.
+
+Teams signs each request: ``Authorization: HMAC <base64>`` where the value is
+Base64(HMAC-SHA256(key=Base64Decode(shared secret), message=raw body)). The bot must reply
+within 5 seconds with ``{"type": "message", "text": ...}`` (Markdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import html
+import json
+import logging
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+
+from assistant.api import deps
+from assistant.api.errors import ApiError
+from assistant.api.models import TeamsActivity, TeamsReply, error_responses
+from assistant.api.render import answer_with_sources
+from assistant.api.security import _limit
+
+log = logging.getLogger("assistant.api")
+
+router = APIRouter(tags=["teams"])
+
+# Teams gives up after 5 s; answer (or apologise) before that.
+TEAMS_TIMEOUT_S = 4.5
+
+HELP_TEXT = (
+    "Ask me a question about the IOM partnership documents, for example: "
+    "*How much unearmarked funding did Denmark give IOM?* I answer with numbered sources."
+)
+
+
+def sign(body: bytes, secret_b64: str) -> str:
+    """The value Teams puts after ``HMAC `` for ``body`` (also handy for replaying requests)."""
+    key = base64.b64decode(secret_b64, validate=True)
+    return base64.b64encode(hmac.new(key, body, hashlib.sha256).digest()).decode()
+
+
+def verify(body: bytes, authorization: str | None, secret_b64: str) -> bool:
+    if not authorization:
+        return False
+    scheme, _, value = authorization.strip().partition(" ")
+    if scheme.upper() != "HMAC" or not value.strip():
+        return False
+    expected = sign(body, secret_b64)
+    return hmac.compare_digest(expected.encode(), value.strip().encode())
+
+
+_AT = re.compile(r"<at\b[^>]*>.*?</at>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def question_from_text(text: str | None) -> str:
+    """Strip the ``<at>bot</at>`` mention and any HTML, unescape entities, collapse spaces."""
+    text = _AT.sub(" ", text or "")
+    text = re.sub(r"<br\s*/?>|</p>|</div>", " ", text, flags=re.IGNORECASE)
+    text = _TAG.sub("", text)
+    text = html.unescape(text).replace("\xa0", " ")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+@router.post(
+    "/teams/webhook",
+    response_model=TeamsReply,
+    summary="Microsoft Teams outgoing webhook",
+    description="Authenticated by the HMAC signature Teams sends (`Authorization: HMAC <base64>`), "
+    "not by an API key. Configure the shared secret as ASSISTANT_TEAMS_SECRET.",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": TeamsActivity.model_json_schema()}},
+        }
+    },
+    responses=error_responses(400, 401, 413, 429, 503),
+)
+async def teams_webhook(request: Request) -> Any:
+    settings = request.app.state.settings
+    secret = settings.teams_secret.get_secret_value().strip() if settings.teams_secret is not None else ""
+    if not secret:
+        raise ApiError(503, "teams_disabled", "The Teams webhook is not configured: set ASSISTANT_TEAMS_SECRET.")
+    try:
+        base64.b64decode(secret, validate=True)
+    except (binascii.Error, ValueError):
+        log.error("ASSISTANT_TEAMS_SECRET is not valid base64; the Teams webhook is disabled")
+        raise ApiError(503, "teams_misconfigured", "The Teams webhook secret is misconfigured.") from None
+
+    body = await request.body()
+    if not verify(body, request.headers.get("authorization"), secret):
+        raise ApiError(401, "bad_signature", "Missing or invalid HMAC signature.")
+    _limit(request, "teams")
+
+    try:
+        activity = TeamsActivity.model_validate(json.loads(body))
+    except (ValueError, ValidationError):
+        raise ApiError(400, "bad_request", "The body is not a Teams activity (JSON object with 'text').") from None
+
+    service = deps.get_service(request)
+    question = question_from_text(activity.text)
+    if not question:
+        return {"type": "message", "text": HELP_TEXT}
+    if len(question) > settings.max_question_chars:
+        return {
+            "type": "message",
+            "text": f"That question is too long ({len(question)} characters; the limit is "
+            f"{settings.max_question_chars}). Please shorten it.",
+        }
+    try:
+        answer = await asyncio.wait_for(deps.ask(service, question, settings.top_k, None, None), TEAMS_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        log.warning("Teams question took longer than %.1f s; replied with an apology", TEAMS_TIMEOUT_S)
+        return {"type": "message", "text": "Sorry, that took too long to answer. Please try again in a moment."}
+    except ApiError as exc:
+        return {"type": "message", "text": f"Sorry, I could not answer that: {exc.message}"}
+    request.app.state.metrics.count_answer(answer.answered, "teams")
+    return {"type": "message", "text": answer_with_sources(answer, markdown=True)}

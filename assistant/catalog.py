@@ -1,0 +1,48 @@
+"""The corpus catalog (``corpus/catalog.toml``): which files are documents and what they are."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from assistant.records import DocumentInfo
+
+CATALOG_FILE = "catalog.toml"
+
+
+class CatalogError(Exception):
+    pass
+
+
+def _inferred(path: Path) -> DocumentInfo:
+    """Defaults for a file dropped into corpus/ without a catalog entry."""
+    years = re.findall(r"(?:19|20)\d\d", path.stem)
+    return DocumentInfo(
+        id=re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-"),
+        file=path.name,
+        title=path.stem.replace("_", " ").replace("-", " ").strip(),
+        year=int(years[0]) if years else None,
+        period="-".join(years[:2]) if years else None,
+    )
+
+
+def load_catalog(corpus_dir: Path, suffixes: frozenset[str] | set[str] | None = None) -> list[DocumentInfo]:
+    """Catalog entries, plus inferred entries for uncatalogued files with a supported suffix."""
+    catalog_path = corpus_dir / CATALOG_FILE
+    docs: list[DocumentInfo] = []
+    if catalog_path.exists():
+        try:
+            data = tomllib.loads(catalog_path.read_text(encoding="utf-8"))
+            docs = [DocumentInfo(**entry) for entry in data.get("documents", [])]
+        except (tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
+            raise CatalogError(f"{catalog_path}: {exc}") from exc
+    ids = [d.id for d in docs]
+    if len(ids) != len(set(ids)):
+        raise CatalogError(f"{catalog_path}: duplicate document ids")
+    known = {d.file for d in docs}
+    if suffixes:
+        for path in sorted(corpus_dir.iterdir()):
+            if path.is_file() and path.name not in known and path.suffix.lower() in suffixes and path.name != CATALOG_FILE:
+                docs.append(_inferred(path))
+    return docs

