@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from llama_index.core.schema import NodeWithScore
 
-from assistant.evidence import Candidate, IdfTable, score_candidates
+from assistant.evidence import Candidate, IdfTable, score_candidates, split_spans
 from assistant.lexical import index_tokens, words
 from assistant.query import QueryPlan
 from assistant.records import Answer, Citation, PassageOut
@@ -82,15 +82,17 @@ def describe_row(cand: Candidate, plan: QueryPlan) -> str | None:
     for i, (h, v) in enumerate(zip(head, cells)):
         if not v or i == label_idx:
             continue
-        match = len(qtok & set(index_tokens(h, "en"))) + (1.5 if any(str(y) == h.strip() for y in plan.years) else 0)
+        match = len(qtok & set(index_tokens(h, "en")))
         pairs.append((h.strip(), v, match))
     if not pairs:
         return None
     best = max(p[2] for p in pairs)
-    if best > 0:
+    totals = [p for p in pairs if p[0].lower() == "total"]
+    if totals and "total" in qtok:
+        chosen = totals
+    elif best > 0:
         chosen = [p for p in pairs if p[2] == best]
     else:
-        totals = [p for p in pairs if p[0].lower() == "total"]
         chosen = totals or pairs
     parts = []
     for h, v, _ in pairs:
@@ -117,46 +119,47 @@ def lead_figure(sentence: str, plan: QueryPlan) -> str | None:
         value = m.group(0).strip(" ,.")
         if re.fullmatch(r"(19|20)\d\d", value) or len(re.sub(r"\D", "", value)) == 0:
             continue
-        window = sentence[max(0, m.start() - 80): m.end() + 80]
+        window = sentence[max(0, m.start() - 60): m.end() + 60]
         score = len(qtok & set(index_tokens(window, "en")))
         if score > best_score:
             best, best_score = value, score
-    return best
+    return best if best_score >= 2 else None
 
 
-def _named_terms(question: str) -> list[str]:
-    """Capitalised names in the question (not its first word), which an answer's evidence must mention."""
+def named_terms(question: str) -> list[str]:
+    """Names in the question (capitalised words but the first, codes like RT0782), lower-cased."""
     names = []
-    for i, m in enumerate(re.finditer(r"\b[A-ZÅÄÖ][\wåäöÅÄÖ'’-]+", question)):
-        w = m.group(0).lower().rstrip("'’s").split("'")[0]
+    for m in re.finditer(r"\b[A-ZÅÄÖ][\wåäöÅÄÖ'’-]+|\b[A-Z]{2}\d{3,}\b", question):
+        w = re.sub(r"['’]s?$", "", m.group(0)).lower()
         if m.start() == 0 or w in GENERIC_NAMES or len(w) < 3:
             continue
         names.append(w)
     return names
 
 
-def _mentions(name: str, text: str) -> bool:
-    stem = name[:-1] if len(name) > 5 else name  # Denmark/Danish, Sweden/Swedish share no stem; see aliases
-    aliases = {"danish": ["denmark", "danish", "danida"], "denmark": ["denmark", "danish", "danida"],
-               "swedish": ["sweden", "swedish", "sverige", "svensk"], "sweden": ["sweden", "swedish", "sverige", "svensk"]}
-    options = aliases.get(name, [stem])
-    return any(o in text for o in options)
+NAME_ALIASES = {
+    "danish": ("denmark", "danish", "danida", "danmark"),
+    "denmark": ("denmark", "danish", "danida", "danmark"),
+    "swedish": ("sweden", "swedish", "sverige", "svensk"),
+    "sweden": ("sweden", "swedish", "sverige", "svensk"),
+}
 
 
-def confidence(best: Candidate, plan: QueryPlan, question: str, retrieved: list[NodeWithScore]) -> float:
+def mentions(name: str, text: str) -> bool:
+    return any(alias in text for alias in NAME_ALIASES.get(name, (name[:-1] if len(name) > 5 else name,)))
+
+
+def confidence(best: Candidate, plan: QueryPlan, names: list[str], wants_number: bool) -> float:
     """0..1: how far the best evidence carries the question's terms, years and names."""
-    conf = min(1.0, 0.35 + 0.9 * best.coverage)
     node = best.node
-    text = (node.text + " " + str(node.metadata.get("section")) + " " + node.metadata.get("title", "")).lower()
-    doc_years = node.metadata.get("year")
-    if plan.years:
-        in_text = any(str(y) in text for y in plan.years)
-        if not in_text:
-            conf -= 0.35
-    for name in _named_terms(question):
-        if not _mentions(name, text):
-            conf -= 0.25
-    return max(0.0, min(1.0, conf)) if doc_years is not None or True else conf
+    text = " ".join((node.text, str(node.metadata.get("section")), node.metadata.get("title", ""))).lower()
+    conf = min(1.0, 0.3 + 0.6 * best.coverage + 0.4 * best.own_coverage)
+    if plan.years and not any(str(y) in text for y in plan.years):
+        conf -= 0.35
+    conf -= 0.25 * sum(not mentions(n, text) for n in names)
+    if wants_number and not best.has_number:
+        conf -= 0.2
+    return max(0.0, min(1.0, conf))
 
 
 def to_passage_out(hit: NodeWithScore) -> PassageOut:
@@ -179,32 +182,46 @@ class ExtractiveAnswerer:
 
     def answer(self, question: str, plan: QueryPlan, retrieved: list[NodeWithScore]) -> Answer:
         passages = [to_passage_out(h) for h in retrieved]
-        if not retrieved:
-            return Answer(answer=self.refusal([]), answered=False, passages=passages)
-        wants_number = bool(NUMBER_QUESTION.search(question))
-        cands = score_candidates(plan.tokens, retrieved, self.idf, wants_number, plan.years)
-        if not cands:
+        wants_number = bool(NUMBER_QUESTION.search(plan.question))
+        names = named_terms(plan.question)
+        name_tokens = [t for n in names for t in index_tokens(n, "en")]
+        cands = score_candidates(plan.tokens, retrieved, self.idf, wants_number, plan.years, name_tokens)
+        if not cands or confidence(cands[0], plan, names, wants_number) < self.policy.threshold:
             return Answer(answer=self.refusal(passages), answered=False, passages=passages)
-        best = cands[0]
-        conf = confidence(best, plan, plan.question, retrieved)
-        if conf < self.policy.threshold:
-            return Answer(answer=self.refusal(passages), answered=False, passages=passages,
-                          timings_ms={})
-        claims = [best]
-        for c in cands[1:]:
-            if len(claims) >= self.policy.max_claims or c.score < self.policy.claim_ratio * best.score:
-                break
-            if any(c.quote == k.quote or c.quote in k.quote or k.quote in c.quote for k in claims):
-                continue
-            claims.append(c)
-        citations = []
-        lines = []
+        claims = self.select_claims(cands, plan)
+        citations, lines = [], []
         for n, c in enumerate(claims, start=1):
             md = c.node.metadata
             citations.append(Citation(n=n, passage_id=c.node.node_id, document_id=md["document_id"], title=md["title"],
                                       page=md.get("page"), section=md.get("section"), quote=c.quote))
             lines.append(self.claim_text(c, plan, wants_number, first=n == 1) + f" [{n}]")
         return Answer(answer="\n\n".join(lines), answered=True, citations=citations, passages=passages)
+
+    def select_claims(self, cands: list[Candidate], plan: QueryPlan) -> list[Candidate]:
+        """The best span, then close runners-up (one per asked year first), then a list the best span opens."""
+        best = cands[0]
+        claims = [best]
+
+        def overlaps(c: Candidate) -> bool:
+            return any(c.quote in k.quote or k.quote in c.quote for k in claims)
+
+        for year in plan.years[1:] if len(plan.years) > 1 else []:
+            if not any(str(year) in k.quote for k in claims):
+                extra = next((c for c in cands[1:30] if str(year) in c.quote and c.score > 0.5 * best.score
+                              and not overlaps(c)), None)
+                if extra:
+                    claims.append(extra)
+        for c in cands[1:]:
+            if len(claims) >= self.policy.max_claims or c.score < self.policy.claim_ratio * best.score:
+                break
+            if not overlaps(c):
+                claims.append(c)
+        if best.quote.rstrip().endswith(":"):
+            spans = [q for q, _ in split_spans(best.node)]
+            after = spans[spans.index(best.quote) + 1:] if best.quote in spans else []
+            claims += [Candidate(best.node, best.rank, best.passage_score, q, False) for q in after[:8]
+                       if not any(q == k.quote for k in claims)]
+        return claims
 
     def claim_text(self, c: Candidate, plan: QueryPlan, wants_number: bool, first: bool) -> str:
         md = c.node.metadata

@@ -177,7 +177,7 @@ def segment(lines: list[Line], doc_currency: str | None) -> tuple[list[Unit], di
     current: list[Line] = []
     current_para: str | None = None
     table_id: int | None = None
-    last_text_line: str | None = None
+    last_text: tuple[int, str] | None = None  # (line number, text) of the last prose line
 
     def section() -> str | None:
         return " > ".join(p for p in (top, sub) if p) or None
@@ -195,7 +195,8 @@ def segment(lines: list[Line], doc_currency: str | None) -> tuple[list[Unit], di
             if table_id is None:
                 table_id = len(tables)
                 title = section()
-                caption = [last_text_line] if last_text_line and last_text_line not in (top, sub) else []
+                near = last_text is not None and i - last_text[0] <= 3 and not BULLET.match(last_text[1])
+                caption = [last_text[1]] if near and last_text[1] not in (top, sub) else []
                 tables[table_id] = Table(title=title, header=None, caption_lines=caption)
             table = tables[table_id]
             if table.header is None and len(line.cells) >= 2:
@@ -223,7 +224,7 @@ def segment(lines: list[Line], doc_currency: str | None) -> tuple[list[Unit], di
             flush()
             current_para = m.group(1) if m else None
         current.append(line)
-        last_text_line = s
+        last_text = (i, s)
     flush()
     for t in tables.values():
         context = " ".join([t.title or "", *t.caption_lines, t.header or ""])

@@ -34,12 +34,11 @@ def main() -> None:
 @app.command()
 def index(
     if_stale: bool = typer.Option(False, "--if-stale", help="Do nothing when the index is up to date."),
-    force: bool = typer.Option(False, "--force", help="Re-embed every passage, ignoring the cache."),
 ) -> None:
     """Build or update the index from corpus/ (incremental and atomic)."""
     from assistant.indexing import build_index_cli
 
-    raise typer.Exit(build_index_cli(get_settings(), if_stale=if_stale, force=force))
+    raise typer.Exit(build_index_cli(get_settings(), if_stale=if_stale))
 
 
 @app.command()
@@ -50,7 +49,7 @@ def ask(
     doc: Optional[list[str]] = typer.Option(None, "--doc", help="Restrict to a document id (repeatable)."),
 ) -> None:
     """Answer a question with numbered sources."""
-    from assistant.render import render_answer_text
+    from assistant.api.render import answer_with_sources
     from assistant.records import Filters
     from assistant.service import AssistantService
 
@@ -61,7 +60,7 @@ def ask(
     if as_json:
         typer.echo(json.dumps(answer.model_dump(), ensure_ascii=False, indent=2))
     else:
-        typer.echo(render_answer_text(answer))
+        typer.echo(answer_with_sources(answer, markdown=False))
 
 
 @app.command()

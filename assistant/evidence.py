@@ -83,9 +83,14 @@ def score_candidates(
     idf: IdfTable,
     wants_number: bool,
     years: list[int],
+    names: list[str] = (),
 ) -> list[Candidate]:
-    """Every sentence/row of the retrieved passages, scored and sorted best first."""
-    weights = {t: idf.weight(t) for t in query_tokens}
+    """Every sentence/row of the retrieved passages, scored and sorted best first.
+
+    ``names`` are tokens of the names the question mentions (Korea, Nigeria, RT0782): they
+    weigh more, since evidence that lacks them is about something else.
+    """
+    weights = {t: idf.weight(t) * (2.5 if t in names else 1.0) for t in query_tokens}
     total = sum(weights.values()) or 1.0
     top = max((r.score for r in retrieved), default=1.0) or 1.0
     out: list[Candidate] = []

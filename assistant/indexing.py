@@ -20,6 +20,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import bm25s
 import faiss
@@ -125,7 +126,7 @@ def is_stale(settings: Settings) -> bool:
     )
 
 
-def build_index(settings: Settings, force: bool = False, progress=None) -> BuildReport:
+def build_index(settings: Settings, progress: Callable[[int, int], None] | None = None) -> BuildReport:
     """Chunk, embed (cached by passage) and publish a new index build. Bad documents are reported and skipped."""
     t0 = time.perf_counter()
     report = BuildReport()
@@ -149,11 +150,11 @@ def build_index(settings: Settings, force: bool = False, progress=None) -> Build
         raise IndexError_("no document could be indexed: " + "; ".join(report.errors))
 
     embedder = _embedder(settings)
-    if force:
-        embedder.clear()
-    before = embedder.misses if hasattr(embedder, "misses") else None
-    vectors = embedder.embed_passages([embed_text(n) for n in nodes], progress=progress)
-    report.embedded = (embedder.misses - before) if before is not None else len(nodes)
+    before = embedder.misses
+    vectors = embedder.embed_passages(
+        [embed_text(n) for n in nodes], progress=(lambda k: progress(k, len(nodes))) if progress else None
+    )
+    report.embedded = embedder.misses - before
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
 
     settings.index_dir.mkdir(parents=True, exist_ok=True)
@@ -248,23 +249,23 @@ def load_index(settings: Settings) -> LoadedIndex:
     return LoadedIndex(path, manifest, nodes, index, bm25, docs)
 
 
-def build_index_cli(settings: Settings, if_stale: bool = False, force: bool = False) -> int:
+def build_index_cli(settings: Settings, if_stale: bool = False) -> int:
     """``assistant index``: build with a progress bar, print what happened; exit 1 if a document failed."""
     from rich.console import Console
     from rich.progress import Progress
 
     console = Console(stderr=True)
-    if if_stale and not force and not is_stale(settings):
+    if if_stale and not is_stale(settings):
         console.print(f"index is up to date ({read_manifest(settings.index_dir)['passage_count']} passages)")
         return 0
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("embedding passages", total=None)
 
-        def progress(done: int, total: int | None = None) -> None:
-            bar.update(task, completed=done, total=total)
+        def progress(advance: int, total: int) -> None:
+            bar.update(task, advance=advance, total=total)
 
         try:
-            report = build_index(settings, force=force, progress=progress)
+            report = build_index(settings, progress=progress)
         except IndexError_ as exc:
             console.print(f"[red]error:[/red] {exc}")
             return 2

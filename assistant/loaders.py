@@ -67,7 +67,8 @@ def load_text(path: Path | str) -> str:
     except Exception as exc:  # any parser failure is a bad document, never a crash
         kind = {".pdf": "PDF", ".docx": ".docx"}.get(suffix, suffix)
         raise LoadError(path, f"corrupt or unreadable {kind} ({type(exc).__name__}: {exc})") from exc
-    text = _tidy(text)
+    if loader is not _load_plain:  # plain text is kept byte-exact: passages cite offsets into it
+        text = _tidy(text)
     if not _strip_markers(text).strip():
         raise LoadError(path, "no text in file" if suffix != ".pdf" else "PDF has no extractable text (scanned images?)")
     return text
@@ -109,6 +110,8 @@ def _tidy(text: str) -> str:
 
 
 def _load_plain(path: Path, data: bytes) -> str:
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise LoadError(path, "UTF-16 text, not UTF-8; save it as UTF-8")
     if b"\x00" in data:
         raise LoadError(path, "binary file (contains NUL bytes), not UTF-8 text")
     try:
@@ -129,6 +132,18 @@ def _load_plain(path: Path, data: bytes) -> str:
 def _load_pdf(path: Path, data: bytes) -> str:
     if b"%PDF-" not in data[:1024]:
         raise LoadError(path, "not a PDF (no %PDF- header)")
+    import logging
+
+    pypdf_log = logging.getLogger("pypdf")
+    level = pypdf_log.level
+    pypdf_log.setLevel(logging.ERROR)  # its repair warnings would clutter the one-line errors
+    try:
+        return _read_pdf(path, data)
+    finally:
+        pypdf_log.setLevel(level)
+
+
+def _read_pdf(path: Path, data: bytes) -> str:
     import io
 
     from pypdf import PdfReader

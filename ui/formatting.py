@@ -95,6 +95,19 @@ def link_markers(escaped_text: str, cited: Iterable[int], answer_no: int) -> str
     return _MARKER_RE.sub(repl, escaped_text)
 
 
+_BOLD_RE = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*")
+
+
+def _emphasis(escaped: str) -> str:
+    """The answerer's markdown bold (``**x**``) as ``<strong>``; the rest of the text stays literal."""
+    return _BOLD_RE.sub(r"<strong>\1</strong>", escaped)
+
+
+def plain_text(text: str) -> str:
+    """Answer text without the answerer's markdown bold markers (for pasting into an email)."""
+    return _BOLD_RE.sub(r"\1", text)
+
+
 def _paragraphs(escaped: str) -> str:
     # One line of HTML (no raw newlines) so the markdown renderer keeps it as a single HTML block.
     escaped = escaped.replace("\r\n", "\n").replace("\t", "&#9;")
@@ -111,7 +124,7 @@ def answer_html(answer: Answer | Mapping[str, Any], answer_no: int = 0, partial_
     if not ans.answered:
         return refused_html(ans)
     text = ans.answer if partial_text is None else partial_text
-    body = _paragraphs(link_markers(esc(text), (c.n for c in ans.citations), answer_no))
+    body = _paragraphs(link_markers(_emphasis(esc(text)), (c.n for c in ans.citations), answer_no))
     state = "streaming" if partial_text is not None else "complete"
     footer = ""
     if partial_text is None and ans.citations:
@@ -264,7 +277,7 @@ def copy_text(answer: Answer | Mapping[str, Any]) -> str:
             for i, p in enumerate(ans.passages, 1):
                 lines.append(f"{i}. {p.title}" + (f", p. {p.page}" if p.page is not None else ""))
         return "\n".join(lines)
-    lines = [ans.answer.strip()]
+    lines = [plain_text(ans.answer.strip())]
     if ans.citations:
         lines += ["", "Sources:"]
         for c in ans.citations:

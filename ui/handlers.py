@@ -115,7 +115,7 @@ class ChatHandlers:
         conv = list(conv or [])
         question = (message or "").strip()
         if not question:
-            yield chat, conv, fmt.sources_panel(self._sections(conv)), ""
+            yield list(chat), list(conv), fmt.sources_panel(self._sections(conv)), ""
             return
         max_chars = getattr(self.settings, "max_question_chars", 2000)
         chat.append({"role": "user", "content": question})
@@ -123,10 +123,10 @@ class ChatHandlers:
             conv.append({"question": question, "answer": None, "error": "too long"})
             chat.append({"role": "assistant", "content": fmt.error_html(
                 f"the question has {len(question)} characters; the limit is {max_chars}.")})
-            yield chat, conv, fmt.sources_panel(self._sections(conv)), message
+            yield list(chat), list(conv), fmt.sources_panel(self._sections(conv)), message
             return
         # Show the question at once, while the service works.
-        yield chat, conv, fmt.sources_panel(self._sections(conv)), ""
+        yield list(chat), list(conv), fmt.sources_panel(self._sections(conv)), ""
         try:
             filters = self.build_filters(document_ids, language, year)
             k = int(top_k) if top_k else getattr(self.settings, "top_k", 5)
@@ -134,14 +134,14 @@ class ChatHandlers:
         except (ValueError, ValidationError) as exc:  # bad input: say so, no stack trace
             conv.append({"question": question, "answer": None, "error": str(exc)})
             chat.append({"role": "assistant", "content": fmt.error_html(_short_error(exc))})
-            yield chat, conv, fmt.sources_panel(self._sections(conv)), ""
+            yield list(chat), list(conv), fmt.sources_panel(self._sections(conv)), ""
             return
         except Exception as exc:
             log.exception("ask failed")
             conv.append({"question": question, "answer": None, "error": type(exc).__name__})
             chat.append({"role": "assistant", "content": fmt.error_html(
                 "the assistant hit an internal error; the details are in the server log.")})
-            yield chat, conv, fmt.sources_panel(self._sections(conv)), ""
+            yield list(chat), list(conv), fmt.sources_panel(self._sections(conv)), ""
             return
 
         answer_no = len(self._sections(conv))
@@ -153,13 +153,13 @@ class ChatHandlers:
             chat.append({"role": "assistant", "content": ""})
             for piece in fmt.stream_pieces(answer.answer):
                 chat[-1] = {"role": "assistant", "content": fmt.answer_html(answer, answer_no, partial_text=piece)}
-                yield chat, conv, panel, ""
+                yield list(chat), list(conv), panel, ""
                 if self.stream_delay_s:
                     time.sleep(self.stream_delay_s)
             chat[-1] = final
         else:
             chat.append(final)
-        yield chat, conv, panel, ""
+        yield list(chat), list(conv), panel, ""
 
     def _missing_passage_texts(self, answer: Answer) -> dict[str, str]:
         """Texts of cited passages the answer record does not carry, fetched from the service."""

@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from assistant.api import deps
 from assistant.api.metrics import Metrics
-from assistant.api.models import AskRequest, error_responses
+from assistant.api.models import ASK_EVENT_SCHEMA, AskRequest, error_responses
 from assistant.api.render import SSE_HEADERS, deltas, sse
 from assistant.api.security import require_api_key
 from assistant.records import Answer
@@ -33,8 +33,7 @@ data: [{"n": 1, "passage_id": "...", "document_id": "...", "title": "...", "page
 event: done
 data: {"answer": "...", "answered": true, "citations": [...], "passages": [...], "timings_ms": {...}}
 ```
-Concatenating the `delta`s gives `answer`. An `error` event (`{"error": {"code", "message"}}`)
-replaces the rest if the answer fails after the stream started.
+Concatenating the `delta`s gives `answer`.
 """
 
 
@@ -53,7 +52,7 @@ async def answer_events(answer: Answer) -> AsyncIterator[str]:
     "too weak (the answer then says so and has no citations).\n\n" + _STREAM_DOC,
     responses={
         200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": ASK_EVENT_SCHEMA}},
             "description": "The answer record (JSON), or an event stream when `stream` is true.",
         },
         **error_responses(400, 401, 413, 422, 429, 503),

@@ -19,10 +19,18 @@ T = TypeVar("T")
 
 def not_found_types() -> tuple[type[BaseException], ...]:
     try:
-        from assistant.service import NotFound  # type: ignore[attr-defined]
+        from assistant.service import NotFound
     except ImportError:
         return ()
     return (NotFound,)
+
+
+def not_ready_types() -> tuple[type[BaseException], ...]:
+    try:
+        from assistant.service import NotReady
+    except ImportError:
+        return ()
+    return (NotReady,)
 
 
 def get_settings(request: Request) -> Settings:
@@ -43,7 +51,7 @@ def get_service(request: Request) -> Any:
 
 def call_service(fn: Callable[..., T], *args: Any, what: str = "item", **kwargs: Any) -> T:
     """Call the service, mapping NotFound to 404 and bad-input ValueErrors to 400."""
-    nf = not_found_types()
+    nf, nr = not_found_types(), not_ready_types()
     try:
         return fn(*args, **kwargs)
     except ApiError:
@@ -52,6 +60,8 @@ def call_service(fn: Callable[..., T], *args: Any, what: str = "item", **kwargs:
         if nf and isinstance(exc, nf):
             text = str(exc.args[0]) if exc.args else ""
             raise ApiError(404, "not_found", text if " " in text else f"No such {what}: {text}".rstrip(": ")) from None
+        if nr and isinstance(exc, nr):
+            raise ApiError(503, "not_ready", "The index is still loading; retry shortly.", headers={"Retry-After": "5"})
         if isinstance(exc, ValueError) and not isinstance(exc, ValidationError):
             # Bad input the service rejected (a pydantic ValidationError is our bug: 500).
             raise ApiError(400, "bad_request", str(exc) or "Bad request.") from None

@@ -130,6 +130,9 @@ class PassageDetailOut(BaseModel):
     page: int | None = None
     section: str | None = None
     text: str
+    printed_page: str | None = Field(default=None, description="The page number printed on the page, if any.")
+    paragraph: str | None = None
+    kind: str = Field(default="text", description="`text`, `table` or another passage kind.")
     previous: PassageNeighbour | None = None
     next: PassageNeighbour | None = None
 
@@ -247,6 +250,28 @@ class TeamsActivity(BaseModel):
 class TeamsReply(BaseModel):
     type: Literal["message"] = "message"
     text: str
+
+
+ASK_EVENT_SCHEMA = {
+    "type": "object",
+    "title": "AskEvent",
+    "description": "One Server-Sent Event. `data` is JSON: `{\"delta\": str}` for `answer`, "
+    "a list of Citation for `citations`, the full Answer for `done`.",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["answer", "citations", "done"]},
+        "data": {"type": "string"},
+    },
+}
+
+CHAT_CHUNK_EVENT_SCHEMA = {
+    "type": "object",
+    "title": "ChatCompletionChunkEvent",
+    "description": "One Server-Sent Event whose `data` is a `chat.completion.chunk` object as JSON, "
+    "or the literal `[DONE]` at the end.",
+    "required": ["data"],
+    "properties": {"data": {"type": "string"}},
+}
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

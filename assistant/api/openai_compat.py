@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from assistant.api import deps
 from assistant.api.errors import ApiError
 from assistant.api.metrics import Metrics
-from assistant.api.models import ChatCompletionRequest, ChatCompletionResponse, error_responses
+from assistant.api.models import CHAT_CHUNK_EVENT_SCHEMA, ChatCompletionRequest, ChatCompletionResponse, error_responses
 from assistant.api.render import SSE_HEADERS, answer_with_sources, deltas, sse
 from assistant.api.security import require_api_key
 from assistant.records import Answer, Turn
@@ -66,7 +66,7 @@ async def _chunks(cid: str, created: int, model: str, answer: Answer, content: s
     "With `stream: true` the response is `chat.completion.chunk` events ending in `data: [DONE]`; "
     "the last chunk carries `citations`.",
     responses={
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        200: {"content": {"text/event-stream": {"schema": CHAT_CHUNK_EVENT_SCHEMA}}},
         **error_responses(400, 401, 413, 422, 429, 503),
     },
 )

@@ -42,6 +42,16 @@ def make_console() -> Console:
     return c if c.is_terminal else Console(width=140)
 
 
+def _display_path(p: Path) -> str:
+    """Relative to the project root when inside it (reports and baseline are committed)."""
+    from assistant.settings import ROOT
+
+    try:
+        return str(Path(p).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(p)
+
+
 def default_sets(evals_dir: Path) -> list[Path]:
     sets = [evals_dir / "golden.jsonl"]
     if (evals_dir / "user.jsonl").exists():
@@ -100,7 +110,7 @@ def run_eval(
             rows = run_cases(cases, asker, doc_ids, top_k=top_k, depth=depth, on_result=tick)
     else:
         rows = run_cases(cases, asker, doc_ids, top_k=top_k, depth=depth)
-    report = rp.build_report(rows, top_k=top_k, depth=depth, sets=[str(p) for p in set_paths], backend=backend,
+    report = rp.build_report(rows, top_k=top_k, depth=depth, sets=[_display_path(p) for p in set_paths], backend=backend,
                              duration_s=time.perf_counter() - t0, skipped_drafts=len(drafts))
 
     gate = bl.compare(report, baseline, tolerance) if baseline else None
@@ -137,6 +147,18 @@ def run_eval(
     return EvalOutcome(EXIT_REGRESSION if gate.failed else EXIT_OK, report, gate, paths)
 
 
+def _check_inputs(console: Console, set_paths: list[Path], catalog_path: Path, baseline_path: Path) -> None:
+    from assistant.evals.baseline import BaselineError, load_baseline
+    from assistant.evals.cases import CaseError, catalog_doc_ids, load_cases
+
+    try:
+        load_cases(set_paths, catalog_doc_ids(catalog_path))
+        load_baseline(baseline_path)
+    except (CaseError, BaselineError) as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(EXIT_ERROR) from None
+
+
 @eval_app.callback(invoke_without_command=True)
 def eval_main(
     ctx: typer.Context,
@@ -164,6 +186,9 @@ def eval_main(
     evals_dir = Path(settings.evals_dir)
     set_paths = list(sets) if sets else default_sets(evals_dir)
     k = top_k or settings.top_k
+    baseline_path = baseline or evals_dir / "baseline.json"
+    catalog_path = Path(settings.corpus_dir) / "catalog.toml"
+    _check_inputs(console, set_paths, catalog_path, baseline_path)  # fail fast, before loading models
 
     if url:
         from assistant.evals.runner import HttpAsker
@@ -187,9 +212,9 @@ def eval_main(
     try:
         outcome = run_eval(
             asker, set_paths,
-            catalog_path=Path(settings.corpus_dir) / "catalog.toml",
+            catalog_path=catalog_path,
             top_k=k, depth=depth,
-            baseline_path=baseline or evals_dir / "baseline.json",
+            baseline_path=baseline_path,
             update_baseline=update_baseline, tolerance=tolerance, html=html,
             reports_dir=reports_dir or evals_dir / "reports",
             backend=backend, console=console, by_doc=by_doc,

@@ -241,6 +241,10 @@ def _html_table(report: dict, baseline: dict | None, group: str) -> str:
     return "".join(out)
 
 
+def _page(page) -> str:
+    return "" if page is None else f" p.{html.escape(str(page))}"
+
+
 def _highlight(text: str, evidence: list[str]) -> str:
     """Escape ``text``; mark it whole when it contains evidence (normalised match)."""
     esc = html.escape(text)
@@ -283,7 +287,7 @@ def _failing_html(report: dict, gate) -> str:
         if r.get("citations"):
             out.append("<div><b>Citations:</b></div><ul>")
             for c in r["citations"]:
-                out.append(f"<li>[{c.get('n')}] {e(str(c.get('document_id')))} p.{e(str(c.get('page')))} "
+                out.append(f"<li>[{c.get('n')}] {e(str(c.get('document_id')))}{_page(c.get('page'))} "
                            f"<code>{e(str(c.get('passage_id')))}</code>: “{_highlight(c.get('quote') or '', ev)}”</li>")
             out.append("</ul>")
         passages = [p for p in (r.get("passages") or []) + (r.get("cited_passages") or []) if "text" in p]
@@ -292,7 +296,7 @@ def _failing_html(report: dict, gate) -> str:
             out.append(f"<details><summary>Retrieved passages ({len(passages)})</summary>")
             for p in passages:
                 star = " (cited)" if p["id"] in cited else ""
-                out.append(f"<div class='muted'>#{p['rank']} {e(p['document_id'])} p.{e(str(p.get('page')))} "
+                out.append(f"<div class='muted'>#{p['rank']} {e(p['document_id'])}{_page(p.get('page'))} "
                            f"score {p.get('score')}{star} <code>{e(p['id'])}</code></div>"
                            f"<pre>{_highlight(p.get('text') or '', ev)}</pre>")
             out.append("</details>")

@@ -7,8 +7,11 @@ in-process :class:`ServiceAsker` (the same ``AssistantService`` the API uses) or
 Retrieval depth. The answer is always asked for with the configured ``top_k`` (as the official
 scorer does), so answer, citation and ``hit@top_k`` figures are what a user sees. hit@k for k
 beyond ``top_k`` (hit@10 with the default top_k 5) and MRR need a deeper ranking: when
-``depth > top_k`` the runner makes a second call with ``top_k=depth`` and appends the passages
-that the first call did not return, in their order. That second call is not timed.
+``depth > top_k`` the runner makes a second, retrieval-only call for ``depth`` passages
+(``asker.rank`` when the asker has it: ``service.search`` in process, ``POST /v1/search`` over
+HTTP; otherwise ``ask(top_k=depth)``) and appends the passages the first call did not return,
+in their order. So hit@k for k <= top_k is exactly what the answer was given. The second call
+is not timed.
 """
 
 from __future__ import annotations
@@ -27,6 +30,12 @@ class Asker(Protocol):
     def ask(self, question: str, top_k: int) -> Answer: ...
 
 
+class Ranker(Protocol):
+    """Optional extra of an Asker: the retrieval ranking alone (cheaper than a second ask)."""
+
+    def rank(self, question: str, top_k: int) -> list[PassageOut]: ...
+
+
 class AskError(RuntimeError):
     """The backend could not answer (HTTP error, unreachable server)."""
 
@@ -40,6 +49,10 @@ class ServiceAsker:
     def ask(self, question: str, top_k: int) -> Answer:
         return self.service.ask(question, top_k=top_k)
 
+    def rank(self, question: str, top_k: int) -> list[PassageOut]:
+        """``service.search``: the same plan and retrieval as ``ask``, without answering."""
+        return list(self.service.search(question, top_k=top_k))
+
     def close(self) -> None:
         pass
 
@@ -47,17 +60,23 @@ class ServiceAsker:
 class HttpAsker:
     """A running server: ``POST {url}/v1/ask`` with ``Authorization: Bearer {key}``."""
 
-    def __init__(self, url: str, key: str | None = None, timeout: float = 120.0) -> None:
+    def __init__(self, url: str, key: str | None = None, timeout: float = 120.0, client=None) -> None:
+        """``client``: an ``httpx.Client`` to use instead of a new one (e.g. FastAPI's TestClient)."""
         import httpx
 
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.url = url.rstrip("/")
         self._httpx = httpx
-        self._client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._owns_client = client is None
+        self._client = client if client is not None else httpx.Client(timeout=timeout)
+        self._headers = headers
+
+    def _post(self, path: str, body: dict):
+        return self._client.post(self.url + path, json=body, headers=self._headers)
 
     def ask(self, question: str, top_k: int) -> Answer:
         try:
-            r = self._client.post("/v1/ask", json={"question": question, "top_k": top_k})
+            r = self._post("/v1/ask", {"question": question, "top_k": top_k})
         except self._httpx.HTTPError as e:
             raise AskError(f"cannot reach {self.url}/v1/ask: {e.__class__.__name__}: {e}") from None
         if r.status_code != 200:
@@ -67,8 +86,24 @@ class HttpAsker:
         except ValueError as e:
             raise AskError(f"{self.url}/v1/ask returned something that is not an answer record: {e}") from None
 
+    def rank(self, question: str, top_k: int) -> list[PassageOut]:
+        """``POST /v1/search``; falls back to ``/v1/ask`` on a server without it."""
+        try:
+            r = self._post("/v1/search", {"query": question, "top_k": top_k})
+        except self._httpx.HTTPError as e:
+            raise AskError(f"cannot reach {self.url}/v1/search: {e.__class__.__name__}: {e}") from None
+        if r.status_code in (404, 405):
+            return self.ask(question, top_k).passages
+        if r.status_code != 200:
+            raise AskError(f"HTTP {r.status_code} from {self.url}/v1/search: {r.text[:300]}")
+        try:
+            return [PassageOut.model_validate(p) for p in r.json()["passages"]]
+        except (ValueError, KeyError, TypeError) as e:
+            raise AskError(f"{self.url}/v1/search returned something unexpected: {e}") from None
+
     def close(self) -> None:
-        self._client.close()
+        if self._owns_client:
+            self._client.close()
 
 
 def _merge_ranking(first: Sequence[PassageOut], deeper: Sequence[PassageOut], depth: int) -> list[PassageOut]:
@@ -179,8 +214,9 @@ def run_cases(
             latency = (time.perf_counter() - t0) * 1000
             ranking = answer.passages[:top_k]
             if depth > top_k:
-                deeper = asker.ask(case.question, top_k=depth)
-                ranking = _merge_ranking(ranking, deeper.passages, depth)
+                rank = getattr(asker, "rank", None)
+                deeper = rank(case.question, depth) if rank else asker.ask(case.question, top_k=depth).passages
+                ranking = _merge_ranking(ranking, deeper, depth)
             row = score_case(case, answer, gold, top_k, depth, ranking=ranking, latency_ms=latency)
         except Exception as e:  # noqa: BLE001 - any backend failure is a failing row, not a crash
             latency = (time.perf_counter() - t0) * 1000

