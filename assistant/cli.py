@@ -72,7 +72,11 @@ def serve(
     """Serve the HTTP API and the browser UI."""
     from assistant.server import run
 
-    run(get_settings(), host=host, port=port, workers=workers)
+    try:
+        run(get_settings(), host=host, port=port, workers=workers)
+    except ValueError as exc:  # e.g. a public bind without API keys
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
 
 
 def _register_eval() -> None:

@@ -8,6 +8,7 @@ or a time limit is reached. Prints requests/s, p50/p95/p99 latency and the error
     python bench/load.py                       # 32 clients, 400 requests or 60 s
     python bench/load.py --clients 8 --requests 100 --duration 30
     python bench/load.py --url http://127.0.0.1:8000 --key KEY   # an already running server
+    python bench/load.py --vary                # every question text unique: the cold path
 
 The server inherits the environment (ASSISTANT_INDEX_DIR etc.); the rate limit is switched
 off for the run (ASSISTANT_RATE_LIMIT_PER_MINUTE=0) since every client shares one address.
@@ -90,7 +91,9 @@ def load_questions(path: Path) -> list[str]:
     return questions
 
 
-async def drive(base: str, key: str | None, questions: list[str], clients: int, requests: int, duration: float):
+async def drive(
+    base: str, key: str | None, questions: list[str], clients: int, requests: int, duration: float, vary: bool
+):
     latencies: list[float] = []
     errors: dict[str, int] = {}
     issued = 0
@@ -104,6 +107,8 @@ async def drive(base: str, key: str | None, questions: list[str], clients: int, 
             nonlocal issued
             while issued < requests and time.monotonic() < stop_at:
                 question = questions[issued % len(questions)]
+                if vary:  # a distinct text each time, so no cache on the server side can answer it
+                    question = f"{question} (request {issued})"
                 issued += 1
                 t0 = time.perf_counter()
                 try:
@@ -142,6 +147,8 @@ def main() -> int:
     ap.add_argument("--server", choices=["auto", "serve", "inline"], default="auto",
                     help="how to start the server: `assistant serve`, or uvicorn around create_app (auto: serve if present)")
     ap.add_argument("--questions", type=Path, default=DEV_SET)
+    ap.add_argument("--vary", action="store_true",
+                    help="make every question text unique (measures the cold path, no query-embedding cache hits)")
     ap.add_argument("--ready-timeout", type=float, default=300.0)
     args = ap.parse_args()
 
@@ -159,7 +166,7 @@ def main() -> int:
         for q in questions[: args.warmup]:
             httpx.post(base + "/v1/ask", json={"question": q}, headers=headers, timeout=60)
         latencies, errors, wall = asyncio.run(
-            drive(base, args.key, questions, args.clients, args.requests, args.duration)
+            drive(base, args.key, questions, args.clients, args.requests, args.duration, args.vary)
         )
     finally:
         if proc is not None:
@@ -172,7 +179,7 @@ def main() -> int:
     done = len(latencies)
     n_err = sum(errors.values())
     ms = [x * 1000 for x in latencies]
-    print(f"clients          {args.clients}")
+    print(f"clients          {args.clients}" + ("  (unique question texts)" if args.vary else ""))
     print(f"requests         {done + n_err} in {wall:.1f} s ({done} ok, {n_err} errors)")
     print(f"throughput       {done / wall:.1f} requests/s")
     if ms:

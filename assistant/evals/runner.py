@@ -165,6 +165,8 @@ def score_case(
     ranked = list(ranking if ranking is not None else answer.passages)[:depth]
     row["answered"] = answer.answered
     row["answer"] = answer.answer
+    if answer.timings_ms:
+        row["timings_ms"] = answer.timings_ms
     row["citations"] = [c.model_dump(include={"n", "passage_id", "document_id", "page", "quote"}) for c in answer.citations]
     if case.unanswerable:
         ok = m.refusal_ok(answer)

@@ -1,0 +1,58 @@
+"""Composition root: the API and the browser UI on one FastAPI app, served by uvicorn.
+
+The service loads its index in a background thread so ``/healthz`` answers at once and
+``/readyz`` says 503 until the index and models are in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from fastapi import FastAPI
+
+from assistant.api import create_app
+from assistant.api.security import check_bind
+from assistant.service import AssistantService
+from assistant.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def build_app(settings: Settings, service: AssistantService | None = None, with_ui: bool = True) -> FastAPI:
+    """The full app; loads ``service`` in the background unless it is already loaded."""
+    service = service or AssistantService(settings)
+    app = create_app(service, settings)
+    if not service.ready:
+        threading.Thread(target=_load, args=(service,), name="index-loader", daemon=True).start()
+    if with_ui:
+        from ui import mount_ui
+
+        mount_ui(app, service, settings)
+    return app
+
+
+def _load(service: AssistantService) -> None:
+    try:
+        service.load()
+    except Exception as exc:  # /readyz keeps saying 503; the log says why
+        log.error("could not load the index: %s", exc)
+
+
+def app_factory() -> FastAPI:
+    """For ``uvicorn --factory`` (one app per worker process)."""
+    from assistant.settings import get_settings
+
+    return build_app(get_settings())
+
+
+def run(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    import uvicorn
+
+    check_bind(host, settings)
+    log.info("serving on http://%s:%d (API under /v1, docs at /docs, chat at /)", host, port)
+    if workers > 1:
+        uvicorn.run("assistant.server:app_factory", factory=True, host=host, port=port, workers=workers,
+                    log_level=settings.log_level.lower())
+    else:
+        uvicorn.run(build_app(settings), host=host, port=port, log_level=settings.log_level.lower())
