@@ -16,7 +16,7 @@ from llama_index.core.schema import NodeWithScore
 from assistant.evidence import Candidate, IdfTable, score_candidates, split_spans
 from assistant.lexical import index_tokens, words
 from assistant.query import QueryPlan
-from assistant.records import Answer, Citation, PassageOut
+from assistant.records import Answer, Citation, DocumentInfo, PassageOut
 
 NUMBER_QUESTION = re.compile(
     r"\b(how (much|many|large|big)|what (amount|share|percentage|proportion|number|figure|sum|total)|"
@@ -149,16 +149,41 @@ def mentions(name: str, text: str) -> bool:
     return any(alias in text for alias in NAME_ALIASES.get(name, (name[:-1] if len(name) > 5 else name,)))
 
 
-def confidence(best: Candidate, plan: QueryPlan, names: list[str], wants_number: bool) -> float:
-    """0..1: how far the best evidence carries the question's terms, years and names."""
-    node = best.node
-    text = " ".join((node.text, str(node.metadata.get("section")), node.metadata.get("title", ""))).lower()
-    conf = min(1.0, 0.3 + 0.6 * best.coverage + 0.4 * best.own_coverage)
-    if plan.years and not any(str(y) in text for y in plan.years):
-        conf -= 0.35
-    conf -= 0.25 * sum(not mentions(n, text) for n in names)
+def term_coverage(groups: list[frozenset[str]], tokens: set[str], idf: IdfTable) -> float:
+    """Share of the question's words (idf-weighted; words the corpus lacks weigh most) that ``tokens`` has."""
+    if not groups:
+        return 0.0
+    weights = [max((idf.weight(t) or idf.default) for t in g) for g in groups]
+    found = sum(w for g, w in zip(groups, weights) if g & tokens)
+    return found / sum(weights)
+
+
+def year_support(quote: str, context: str, plan: QueryPlan, doc_years: tuple[int, int] | None) -> float:
+    """1 when the asked year is in the evidence, 0.5 when the evidence names no year but its document
+    covers it, 0 when the evidence is about other years."""
+    if not plan.years:
+        return 1.0
+    if any(re.search(rf"\b{y}\b", quote + " " + context) for y in plan.years):
+        return 1.0
+    if not re.search(r"\b(19|20)\d\d\b", quote) and doc_years and any(doc_years[0] <= y <= doc_years[1] for y in plan.years):
+        return 0.5
+    return 0.0
+
+
+def confidence(best: Candidate, plan: QueryPlan, idf: IdfTable, wants_number: bool, doc_years) -> float:
+    """0..1: how far the best evidence carries the question's words, years and figures."""
+    md = best.node.metadata
+    lang = md.get("language", "en")
+    context = " ".join(str(md.get(k) or "") for k in ("section", "table_header", "title"))
+    local = set(index_tokens(best.quote + " " + context, lang))
+    passage = local | set(index_tokens(best.node.text, lang))
+    conf = 0.5 * term_coverage(plan.terms, passage, idf) + 0.5 * term_coverage(plan.terms, local, idf)
+    conf *= 0.6 + 0.4 * year_support(best.quote, context, plan, doc_years)
     if wants_number and not best.has_number:
-        conf -= 0.2
+        conf *= 0.8
+    local_text = (best.quote + " " + context).lower()
+    if any(not mentions(n, local_text) for n in named_terms(plan.question)):
+        conf *= 0.8  # the figure or claim is not about the name the question asks about
     return max(0.0, min(1.0, conf))
 
 
@@ -176,8 +201,9 @@ def to_passage_out(hit: NodeWithScore) -> PassageOut:
 
 
 class ExtractiveAnswerer:
-    def __init__(self, idf: IdfTable, policy: AnswerPolicy | None = None):
+    def __init__(self, idf: IdfTable, documents: list[DocumentInfo], policy: AnswerPolicy | None = None):
         self.idf = idf
+        self.documents = {d.id: d for d in documents}
         self.policy = policy or AnswerPolicy()
 
     def answer(self, question: str, plan: QueryPlan, retrieved: list[NodeWithScore]) -> Answer:
@@ -186,7 +212,7 @@ class ExtractiveAnswerer:
         names = named_terms(plan.question)
         name_tokens = [t for n in names for t in index_tokens(n, "en")]
         cands = score_candidates(plan.tokens, retrieved, self.idf, wants_number, plan.years, name_tokens)
-        if not cands or confidence(cands[0], plan, names, wants_number) < self.policy.threshold:
+        if not cands or self.confidence(cands[0], plan, wants_number) < self.policy.threshold:
             return Answer(answer=self.refusal(passages), answered=False, passages=passages)
         claims = self.select_claims(cands, plan)
         citations, lines = [], []
@@ -196,6 +222,10 @@ class ExtractiveAnswerer:
                                       page=md.get("page"), section=md.get("section"), quote=c.quote))
             lines.append(self.claim_text(c, plan, wants_number, first=n == 1) + f" [{n}]")
         return Answer(answer="\n\n".join(lines), answered=True, citations=citations, passages=passages)
+
+    def confidence(self, best: Candidate, plan: QueryPlan, wants_number: bool) -> float:
+        doc = self.documents.get(best.node.metadata["document_id"])
+        return confidence(best, plan, self.idf, wants_number, doc.years if doc else None)
 
     def select_claims(self, cands: list[Candidate], plan: QueryPlan) -> list[Candidate]:
         """The best span, then close runners-up (one per asked year first), then a list the best span opens."""

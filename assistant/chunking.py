@@ -19,13 +19,14 @@ from llama_index.core.schema import TextNode
 
 from assistant.records import DocumentInfo
 
-CHUNKER_VERSION = "3"
+CHUNKER_VERSION = "4"
 
 PAGE_END = re.compile(r"^-{5,}Page (\d+) End-{5,}\s*$")
 RUNNING_HEADER = re.compile(r"^(?:C/\d+/INF/\d+|Page\s+([0-9]+|[ivxlc]+))$", re.IGNORECASE)
 NUMBERED_PARA = re.compile(r"^(\d{1,3})\.\s+\S")
 BULLET = re.compile(r"^\s*(?:[-•▪●◦*]|\d{1,2}\)|[a-z]\))\s+")
 ANNEX = re.compile(r"^(?:Annex|ANNEX|Appendix|Bilaga)\b")
+FOOTNOTE = re.compile(r"^[¹²³⁴⁵⁶⁷⁸⁹⁰*]+\s*\S")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÅÄÖ0-9(\"'])")
 CURRENCY = re.compile(r"\b(USD|DKK|SEK|CHF|EUR)\b")
 
@@ -139,7 +140,7 @@ def split_lines(text: str) -> list[Line]:
 def _is_heading(lines: list[Line], i: int) -> bool:
     line = lines[i]
     s = line.stripped
-    if not s or line.is_tab_row or len(s) > 100 or BULLET.match(line.text):
+    if not s or line.is_tab_row or len(s) > 100 or BULLET.match(line.text) or FOOTNOTE.match(s):
         return False
     prev_blank = i == 0 or lines[i - 1].is_blank
     next_blank = i + 1 >= len(lines) or lines[i + 1].is_blank

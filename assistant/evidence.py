@@ -72,6 +72,16 @@ def split_spans(node: TextNode) -> list[tuple[str, bool]]:
     return spans
 
 
+def column_matches(row: str, header: str | None, weights: dict[str, float], lang: str) -> bool:
+    """Does the row have a value under a column whose heading the question uses?"""
+    if not header:
+        return False
+    cells, heads = row.split("\t"), header.split("\t")
+    if len(cells) != len(heads):
+        return False
+    return any(cell.strip() and weights.keys() & set(index_tokens(head, lang)) for cell, head in zip(cells[1:], heads[1:]))
+
+
 def table_context(node: TextNode) -> str:
     md = node.metadata
     return " ".join(str(x) for x in (md.get("section"), md.get("table_header"), md.get("title")) if x)
@@ -101,12 +111,16 @@ def score_candidates(
         passage_tokens = set(index_tokens(node.text, lang))
         for quote, is_row in split_spans(node):
             own = set(index_tokens(quote, lang))
+            if is_row:  # a row means what its table's title and header say
+                own |= context_tokens
             around = own | context_tokens
             own_cov = sum(w for t, w in weights.items() if t in own) / total
             cov = sum(w if t in own else (0.6 * w if t in around else (0.3 * w if t in passage_tokens else 0.0))
                       for t, w in weights.items()) / total
             cand = Candidate(node, rank, hit.score, quote, is_row, coverage=cov, own_coverage=own_cov)
             score = 0.55 * cov + 0.25 * own_cov + 0.2 * max(hit.score, 0) / top
+            if is_row and column_matches(quote, node.metadata.get("table_header"), weights, lang):
+                score += 0.12  # the question names the column this row has a value in
             if wants_number:
                 score += 0.08 if cand.has_number else -0.08
             if years and any(str(y) in quote for y in years):

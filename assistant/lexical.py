@@ -26,10 +26,19 @@ EN_STOP = frozenset(
 SV_STOP = frozenset(
     """och i att det som en på är av för med till den har de inte om ett men var jag sig från vi så kan man när år
     hans under också efter eller nu sin där vid mot ska skulle kommer ut får finns vad hur vilka vilken vilket
-    mycket bara hade dem dessa detta denna än mer sedan samt även genom inom""".split()
+    mycket bara hade dem dessa detta denna än mer sedan samt även genom inom enligt ska många stort stor
+    långa lång hur vem vilket vilka varför gav ge ger""".split()
 )
 STOPWORDS = EN_STOP | SV_STOP
 SWEDISH_CHARS = re.compile(r"[åäöÅÄÖ]")
+
+
+# A document says "Danish" where a question says "Denmark": both become the country.
+DEMONYMS = {
+    "danish": "denmark", "swedish": "sweden", "norwegian": "norway", "finnish": "finland", "british": "united",
+    "dutch": "netherlands", "korean": "korea", "danska": "danmark", "danske": "danmark", "svenska": "sverige",
+    "svensk": "sverige", "svenskt": "sverige", "svenskar": "sverige",
+}
 
 
 @lru_cache(maxsize=2)
@@ -52,7 +61,9 @@ def words(text: str) -> list[str]:
 
 
 def stem(word: str, lang: str = "en") -> str:
-    return word if word[0].isdigit() else _stemmer(lang).stemWord(word)
+    if word[0].isdigit():
+        return word
+    return _stemmer(lang).stemWord(DEMONYMS.get(word, word))
 
 
 def _glossary_lines() -> list[tuple[str, list[str]]]:

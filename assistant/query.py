@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from assistant.lexical import STOPWORDS, looks_swedish, query_tokens, words
+from assistant.lexical import STOPWORDS, gloss_english, gloss_swedish, looks_swedish, query_tokens, stem, words
 from assistant.records import DocumentInfo, Turn
 
 YEAR = re.compile(r"\b(19[89]\d|20[0-4]\d)\b")
@@ -45,6 +45,20 @@ class QueryPlan:
     """Documents the question names; retrieval prefers them."""
     swedish: bool = False
     corrections: dict[str, str] = field(default_factory=dict)
+    terms: list[frozenset[str]] = field(default_factory=list)
+    """One set of equivalent index tokens per content word of the question (stems in both languages
+    and glosses): evidence "has" the word when it has any token of its set."""
+
+
+def term_groups(text: str) -> list[frozenset[str]]:
+    groups: dict[str, frozenset[str]] = {}
+    for w in words(text):
+        if w in STOPWORDS or len(w) < 2:
+            continue
+        group = {stem(w), stem(w, "sv")}
+        group |= {stem(g) for g in gloss_swedish([w])} | {stem(g, "sv") for g in gloss_english([w])}
+        groups.setdefault(stem(w), frozenset(group))
+    return list(groups.values())
 
 
 def rewrite_follow_up(question: str, history: list[Turn] | None) -> str:
@@ -128,4 +142,5 @@ def plan_query(question: str, documents: list[DocumentInfo], vocabulary: set[str
         documents=route_documents(text, documents),
         swedish=looks_swedish(text),
         corrections=fixes,
+        terms=term_groups(fixed),
     )

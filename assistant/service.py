@@ -78,14 +78,14 @@ class AssistantService:
             embedder = CachedEmbedder(get_embedding(self.settings.embedding_model), self.settings.embedding_cache_dir)
             retriever = HybridRetriever(index, embedder, top_k=self.settings.top_k)
             idf = IdfTable([lexical_tokens(n) for n in index.nodes])
-            answerer = self._make_answerer(idf)
+            answerer = self._make_answerer(idf, index.documents)
             retriever.dense_scores(retriever.plan("warm up"))  # load the model now, not on the first question
             self._state = _State(index, retriever, answerer)
             log.info("loaded index %s: %d passages in %.1f s", index.path.name, len(index.nodes), time.perf_counter() - t0)
 
-    def _make_answerer(self, idf: IdfTable):
+    def _make_answerer(self, idf: IdfTable, documents: list[DocumentInfo]):
         policy = AnswerPolicy(threshold=self.settings.answer_threshold)
-        extractive = ExtractiveAnswerer(idf, policy)
+        extractive = ExtractiveAnswerer(idf, documents, policy)
         if self.settings.answerer == "extractive":
             return extractive
         from assistant.generative import GenerativeAnswerer

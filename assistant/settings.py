@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     chunk_overlap_tokens: int = 32
 
     top_k: int = 5
-    answer_threshold: float = 0.5
+    answer_threshold: float = 0.55
     """Confidence below which the answerer refuses instead of answering."""
 
     answerer: str = "extractive"

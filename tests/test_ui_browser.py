@@ -160,7 +160,6 @@ def test_denmark_question_answer_sources_and_highlight(page, full_service, capsy
     card.locator("mark").first.wait_for(state="visible", timeout=5_000)
     assert card.get_attribute("open") is not None
     assert card.locator("mark").first.inner_text().strip()
-    _shot(page, "ui-answer.png")
 
     # thumbs up with a comment -> the feedback log
     path = full_service.settings.feedback_path
@@ -180,6 +179,7 @@ def test_denmark_question_answer_sources_and_highlight(page, full_service, capsy
     copied = copy_box.input_value()
     assert "3,508,772" in copied or "3 508 772" in copied
     assert f"[{n}] " in copied.split("Sources:")[1]
+    _shot(page, "ui-answer.png")  # answer, opened source with the quote highlighted, copy text
 
 
 def test_refused_question_shows_not_found(page):

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from assistant.records import Answer, Feedback, Filters, Turn
+from assistant.service import NotReady
 from ui import formatting as fmt
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,12 @@ class ChatHandlers:
             conv.append({"question": question, "answer": None, "error": str(exc)})
             chat.append({"role": "assistant", "content": fmt.error_html(_short_error(exc))})
             yield list(chat), list(conv), fmt.sources_panel(self._sections(conv)), ""
+            return
+        except NotReady:
+            conv.append({"question": question, "answer": None, "error": "not ready"})
+            chat.append({"role": "assistant", "content": fmt.error_html(
+                "the document index is still loading; ask again in a few seconds.")})
+            yield list(chat), list(conv), fmt.sources_panel(self._sections(conv)), question
             return
         except Exception as exc:
             log.exception("ask failed")

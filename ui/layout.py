@@ -60,7 +60,10 @@ CSS = """
 
 /* documents */
 .docs-table { width: 100%; border-collapse: collapse; font-size: .93em; }
-.docs-table th, .docs-table td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--border-color-primary); }
+.docs-table th, .docs-table td { text-align: left; padding: 6px 8px; border: none !important;
+  border-bottom: 1px solid var(--border-color-primary) !important; vertical-align: top; }
+.docs-table th { background: var(--background-fill-secondary); }
+.docs-table td:nth-child(3) { white-space: nowrap; }
 .docs-table td.num { text-align: right; }
 .docs-table .doc-title { font-weight: 600; }
 #feedback-status { min-height: 1.4em; }

@@ -10,7 +10,9 @@ A run regresses when
   unanswerable ones).
 
 Latency is reported but never gated (it depends on the machine). Questions that are new or
-gone since the baseline are listed, not failed. ``--update-baseline`` writes a new baseline
+gone since the baseline are listed, not failed; figures are compared on the baseline's questions
+only (new questions are left out of them), and not at all when baseline questions are missing
+from the run (e.g. ``--set`` with another file): then only the shared questions are gated. ``--update-baseline`` writes a new baseline
 deliberately.
 """
 
@@ -20,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant.evals.metrics import GATED_METRICS, LOWER_IS_BETTER
+from assistant.evals.metrics import GATED_METRICS, LOWER_IS_BETTER, summarize_groups
 
 DEFAULT_TOLERANCE = 0.02
 BASELINE_VERSION = 1
@@ -115,8 +117,25 @@ def compare(report: dict, baseline: dict, tolerance: float = DEFAULT_TOLERANCE) 
                 "figures are not comparable"
             )
 
+    base_q = baseline.get("questions") or {}
+    current = {r["id"]: r for r in report["rows"]}
+    gone = sorted(set(base_q) - set(current))
+    new = sorted(set(current) - set(base_q))
+    if gone:
+        gate.warnings.append(f"{len(gone)} baseline question(s) not in this run: {', '.join(gone[:20])}; "
+                             "figures are not comparable, so only questions are gated")
+    if new:
+        gate.warnings.append(f"{len(new)} question(s) not in the baseline (not gated): {', '.join(new[:20])}")
+
+    # Figures are compared on the baseline's questions only (new questions would shift them).
+    if gone:
+        cur_metrics = None
+    elif new:
+        cur_metrics = summarize_groups([r for r in report["rows"] if r["id"] in base_q], report["depth"])
+    else:
+        cur_metrics = report["metrics"]
     base_scopes = dict(_scopes(baseline.get("metrics") or {}))
-    for scope, cur in _scopes(report["metrics"]):
+    for scope, cur in _scopes(cur_metrics) if cur_metrics else []:
         base = base_scopes.get(scope)
         if base is None:
             continue
@@ -133,8 +152,6 @@ def compare(report: dict, baseline: dict, tolerance: float = DEFAULT_TOLERANCE) 
             elif better and scope == "overall":
                 gate.improvements.append(entry)
 
-    base_q = baseline.get("questions") or {}
-    current = {r["id"]: r for r in report["rows"]}
     for qid, b in base_q.items():
         r = current.get(qid)
         if r is None:
@@ -144,10 +161,4 @@ def compare(report: dict, baseline: dict, tolerance: float = DEFAULT_TOLERANCE) 
             gate.question_regressions.append(
                 {"id": qid, "kind": r["kind"], "checks": lost, "question": r["question"], "error": r.get("error")}
             )
-    gone = sorted(set(base_q) - set(current))
-    new = sorted(set(current) - set(base_q))
-    if gone:
-        gate.warnings.append(f"{len(gone)} baseline question(s) not in this run: {', '.join(gone[:20])}")
-    if new:
-        gate.warnings.append(f"{len(new)} question(s) not in the baseline (not gated): {', '.join(new[:20])}")
     return gate

@@ -143,3 +143,26 @@ def catalog_doc_ids(catalog_path: Path) -> dict[str, str]:
 def gold_doc_ids(case: EvalCase, doc_ids: dict[str, str]) -> list[str]:
     """The case's gold document ids (a name missing from the map is kept as given)."""
     return [doc_ids.get(d, d) for d in case.docs]
+
+
+TEXT_SUFFIXES = {".txt", ".md"}
+
+
+def catalog_doc_texts(catalog_path: Path) -> dict[str, str]:
+    """Document id -> normalised full text, for the catalog's plain-text files (the scorer reads
+    the seed files, which the corpus copies unedited). Other formats are left out."""
+    from assistant.evals.metrics import norm
+
+    try:
+        data = tomllib.loads(Path(catalog_path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    out = {}
+    for d in data.get("documents", []):
+        f = Path(catalog_path).parent / d.get("file", "")
+        if f.suffix.lower() in TEXT_SUFFIXES and f.is_file():
+            try:
+                out[d["id"]] = norm(f.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError):
+                pass
+    return out

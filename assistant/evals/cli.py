@@ -79,8 +79,8 @@ def run_eval(
     """What ``assistant eval`` does once it has a backend: load cases, run, report, gate."""
     from assistant.evals import baseline as bl
     from assistant.evals import report as rp
-    from assistant.evals.cases import CaseError, catalog_doc_ids, load_cases
-    from assistant.evals.runner import run_cases
+    from assistant.evals.cases import CaseError, catalog_doc_ids, catalog_doc_texts, load_cases
+    from assistant.evals.runner import AskError
 
     console = console or make_console()
     try:
@@ -97,19 +97,12 @@ def run_eval(
         return EvalOutcome(EXIT_ERROR)
 
     t0 = time.perf_counter()
-    if progress:
-        with Progress(SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
-                      MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[last]}"),
-                      console=console, transient=False) as bar:
-            task = bar.add_task("eval", total=len(cases), last="")
-
-            def tick(row: dict) -> None:
-                mark = "ok" if row["passed"] else "FAIL"
-                bar.update(task, advance=1, last=f"{row['id']} {mark}")
-
-            rows = run_cases(cases, asker, doc_ids, top_k=top_k, depth=depth, on_result=tick)
-    else:
-        rows = run_cases(cases, asker, doc_ids, top_k=top_k, depth=depth)
+    try:
+        rows = _run_with_progress(console, cases, asker, doc_ids, top_k, depth, progress,
+                                  catalog_doc_texts(catalog_path))
+    except AskError as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        return EvalOutcome(EXIT_ERROR)
     report = rp.build_report(rows, top_k=top_k, depth=depth, sets=[_display_path(p) for p in set_paths], backend=backend,
                              duration_s=time.perf_counter() - t0, skipped_drafts=len(drafts))
 
@@ -138,6 +131,8 @@ def run_eval(
             console.print(f"[red]error:[/red] {errors} question(s) errored; not accepting this state as the baseline")
             return EvalOutcome(EXIT_ERROR, report, gate, paths)
         bl.write_baseline(baseline_path, report)
+        if gate is not None and gate.failed:
+            console.print("[yellow]--update-baseline: the changes listed above are accepted[/yellow]")
         console.print(f"[green]baseline written:[/green] {baseline_path}", highlight=False)
         return EvalOutcome(EXIT_OK, report, gate, paths)
     if gate is None:
@@ -145,6 +140,23 @@ def run_eval(
                       highlight=False)
         return EvalOutcome(EXIT_OK, report, gate, paths)
     return EvalOutcome(EXIT_REGRESSION if gate.failed else EXIT_OK, report, gate, paths)
+
+
+def _run_with_progress(console: Console, cases, asker, doc_ids, top_k: int, depth: int, progress: bool,
+                       doc_texts: dict[str, str]) -> list[dict]:
+    from assistant.evals.runner import run_cases
+
+    if not progress:
+        return run_cases(cases, asker, doc_ids, top_k=top_k, depth=depth, doc_texts=doc_texts)
+    with Progress(SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[last]}"),
+                  console=console, transient=False) as bar:
+        task = bar.add_task("eval", total=len(cases), last="")
+
+        def tick(row: dict) -> None:
+            bar.update(task, advance=1, last=f"{row['id']} {'ok' if row['passed'] else 'FAIL'}")
+
+        return run_cases(cases, asker, doc_ids, top_k=top_k, depth=depth, on_result=tick, doc_texts=doc_texts)
 
 
 def _check_inputs(console: Console, set_paths: list[Path], catalog_path: Path, baseline_path: Path) -> None:
@@ -193,6 +205,9 @@ def eval_main(
     if url:
         from assistant.evals.runner import HttpAsker
 
+        if not url.startswith(("http://", "https://")):
+            console.print(f"[red]error:[/red] --url must start with http:// or https:// (got {url!r})", highlight=False)
+            raise typer.Exit(EXIT_ERROR)
         asker = HttpAsker(url, key)
         backend = f"http {url}"
     else:

@@ -15,7 +15,7 @@ Added here: hit@1/3/5/10 and MRR (rank of the first passage that hits, cut off a
 retrieval depth), and *citation correctness*: some citation points at a passage of a gold
 document whose text (or, when the passage is not among those returned, the citation's
 quote) contains an evidence string. ``cited_gold_doc`` is the scorer's weaker check: some
-citation comes from a gold document.
+cited passage's text begins with text of a gold document (see :func:`cited_gold_doc`).
 """
 
 from __future__ import annotations
@@ -106,10 +106,25 @@ def _cited_texts(answer: Answer) -> list[tuple[str, str]]:
     return out
 
 
-def cited_gold_doc(answer: Answer, gold_doc_ids: Iterable[str]) -> bool:
-    """Some citation comes from a gold document (the scorer's ``cited_gold_doc``)."""
-    gold = set(gold_doc_ids)
-    return any(doc in gold for doc, _ in _cited_texts(answer))
+def cited_gold_doc(answer: Answer, gold_doc_ids: Iterable[str], doc_texts: dict[str, str] | None = None) -> bool:
+    """Some citation comes from a gold document: the scorer's ``cited_gold_doc``.
+
+    With ``doc_texts`` (document id -> :func:`norm`-ed full text) it is the scorer's exact test:
+    the first 80 normalised characters of the cited passage's text (its quote when the passage
+    is not returned) occur in a gold document's text. So a passage whose text does not start
+    with verbatim source text (e.g. a synthetic context header) fails it. Without texts, or for
+    a gold document whose text is not available, the citation's document id decides.
+    """
+    gold = list(dict.fromkeys(gold_doc_ids))
+    for doc, text in _cited_texts(answer):
+        if doc_texts is None or any(g not in doc_texts for g in gold):
+            if doc in gold:
+                return True
+            continue
+        probe = norm(text)[:80]
+        if probe and any(probe in doc_texts[g] for g in gold):
+            return True
+    return False
 
 
 def citation_correct(answer: Answer, gold_doc_ids: Iterable[str], evidence: Sequence[str]) -> bool:

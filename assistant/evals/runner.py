@@ -136,6 +136,7 @@ def score_case(
     ranking: Sequence[PassageOut] | None = None,
     latency_ms: float | None = None,
     error: str | None = None,
+    doc_texts: dict[str, str] | None = None,
 ) -> dict:
     """One result row. ``ranking`` defaults to ``answer.passages``.
 
@@ -177,7 +178,7 @@ def score_case(
         row["retrieved"] = m.hit_at(rank, top_k)
         row["correct"] = m.answer_correct(answer, case.must_include)
         row["citation_ok"] = m.citation_correct(answer, gold_ids, case.evidence)
-        row["cited_gold_doc"] = m.cited_gold_doc(answer, gold_ids)
+        row["cited_gold_doc"] = m.cited_gold_doc(answer, gold_ids, doc_texts)
         row["false_refusal"] = m.false_refusal(answer)
         row["checks"] = {"retrieved": row["retrieved"], "correct": row["correct"], "citation": row["citation_ok"]}
     row["passed"] = all(row["checks"].values())
@@ -204,8 +205,13 @@ def run_cases(
     top_k: int = 5,
     depth: int = 10,
     on_result: Callable[[dict], None] | None = None,
+    give_up_after: int = 3,
+    doc_texts: dict[str, str] | None = None,
 ) -> list[dict]:
-    """Ask every case and return one scored row per case (errors become failing rows)."""
+    """Ask every case and return one scored row per case (errors become failing rows).
+
+    Raises AskError when the first ``give_up_after`` questions all fail (a backend that is
+    down, not a question that is hard)."""
     depth = max(depth, top_k)
     rows = []
     for case in cases:
@@ -219,7 +225,8 @@ def run_cases(
                 rank = getattr(asker, "rank", None)
                 deeper = rank(case.question, depth) if rank else asker.ask(case.question, top_k=depth).passages
                 ranking = _merge_ranking(ranking, deeper, depth)
-            row = score_case(case, answer, gold, top_k, depth, ranking=ranking, latency_ms=latency)
+            row = score_case(case, answer, gold, top_k, depth, ranking=ranking, latency_ms=latency,
+                             doc_texts=doc_texts)
         except Exception as e:  # noqa: BLE001 - any backend failure is a failing row, not a crash
             latency = (time.perf_counter() - t0) * 1000
             msg = str(e) if isinstance(e, AskError) else f"{e.__class__.__name__}: {e}"
@@ -227,4 +234,6 @@ def run_cases(
         rows.append(row)
         if on_result is not None:
             on_result(row)
+        if give_up_after and len(rows) == give_up_after and all(r.get("error") for r in rows):
+            raise AskError(f"the first {give_up_after} questions all failed; last error: {row['error']}")
     return rows
