@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from llama_index.core.schema import NodeWithScore
 
-from assistant.evidence import Candidate, IdfTable, score_candidates, split_spans
+from assistant.evidence import Candidate, IdfTable, group_weights, score_candidates, split_spans
 from assistant.lexical import index_tokens, words
 from assistant.query import QueryPlan
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
@@ -150,10 +150,10 @@ def mentions(name: str, text: str) -> bool:
 
 
 def term_coverage(groups: list[frozenset[str]], tokens: set[str], idf: IdfTable) -> float:
-    """Share of the question's words (idf-weighted; words the corpus lacks weigh most) that ``tokens`` has."""
+    """Share of the question's words (idf-weighted, see ``group_weights``) that ``tokens`` has."""
     if not groups:
         return 0.0
-    weights = [max((idf.weight(t) or idf.default) for t in g) for g in groups]
+    weights = group_weights(groups, idf)
     found = sum(w for g, w in zip(groups, weights) if g & tokens)
     return found / sum(weights)
 
@@ -211,10 +211,13 @@ class ExtractiveAnswerer:
         wants_number = bool(NUMBER_QUESTION.search(plan.question))
         names = named_terms(plan.question)
         name_tokens = [t for n in names for t in index_tokens(n, "en")]
-        cands = score_candidates(plan.tokens, retrieved, self.idf, wants_number, plan.years, name_tokens)
-        if not cands or self.confidence(cands[0], plan, wants_number) < self.policy.threshold:
+        cands = score_candidates(plan.terms, retrieved, self.idf, wants_number, plan.years, name_tokens)
+        # The best-scoring span that the confidence check accepts leads; the others may follow it.
+        lead = next((i for i, c in enumerate(cands[:8]) if self.confidence(c, plan, wants_number) >= self.policy.threshold),
+                    None)
+        if lead is None:
             return Answer(answer=self.refusal(passages), answered=False, passages=passages)
-        claims = self.select_claims(cands, plan)
+        claims = self.select_claims([cands[lead]] + cands[lead + 1:], plan)
         citations, lines = [], []
         for n, c in enumerate(claims, start=1):
             md = c.node.metadata

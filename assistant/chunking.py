@@ -19,7 +19,8 @@ from llama_index.core.schema import TextNode
 
 from assistant.records import DocumentInfo
 
-CHUNKER_VERSION = "4"
+CHUNKER_VERSION = "5"
+TABLE_CONTEXT = "(Table:"
 
 PAGE_END = re.compile(r"^-{5,}Page (\d+) End-{5,}\s*$")
 RUNNING_HEADER = re.compile(r"^(?:C/\d+/INF/\d+|Page\s+([0-9]+|[ivxlc]+))$", re.IGNORECASE)
@@ -262,12 +263,15 @@ def _make_node(doc: DocumentInfo, source: str, units: list[Unit], tables: dict[i
     table = tables.get(first.table_id) if first.table_id is not None else None
     text = body
     if table is not None:
-        context = [f"Table: {table.title}" if table.title else "", *table.caption_lines]
-        if table.header and table.header not in "\t".join(c for u in units for c in u.lines[0].cells):
-            context.append(table.header)
-        context = [c for c in context if c and c not in body]
-        if context:
-            text = "\n".join(context) + "\n" + body
+        # The passage starts with its exact source text (citations quote it and scorers find it in
+        # the document); what the rows mean, the table's title and header, follows when not in view.
+        parts = []
+        if table.title and table.title not in body:
+            parts.append(table.title)
+        if table.header and table.header not in body:
+            parts.append("columns: " + " | ".join(table.header.split("\t")))
+        if parts:
+            text = f"{body}\n{TABLE_CONTEXT} {'; '.join(parts)})"
     paragraphs = [u.paragraph for u in units if u.paragraph]
     printed = next((ln.printed_page for u in units for ln in u.lines if ln.printed_page), None)
     metadata = {

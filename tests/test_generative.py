@@ -9,6 +9,7 @@ deliberately outside the default install and CI's critical path.
 from __future__ import annotations
 
 import importlib
+import re
 import os
 import socket
 import subprocess
@@ -97,6 +98,13 @@ def test_hedges_and_missing_figures_fall_back():
     assert not check_grounding("The sources do not say how much Denmark gave [1].", SOURCES, True).ok
     assert not check_grounding("Denmark gave unearmarked funding to IOM [1].", SOURCES, wants_number=True).ok
     assert not check_grounding("   ", SOURCES).ok
+    assert not check_grounding("Denmark funded three areas: [1]", SOURCES).ok
+    # The year is the question's own, not an answer: the figure is still missing.
+    assert not check_grounding("Denmark gave IOM unearmarked in 2022.", SOURCES, True, QUESTION).ok
+    # Real completions of gemma-3-270m on this corpus, with figures found nowhere in the sources.
+    assert not check_grounding("IOM's total combined revenue in 2020 was USD 1,182.7 million.",
+                               {1: "reached USD 2,182.7 million in 2020."}, True).ok
+    assert not check_grounding("Denmark gave IOM 160 million Danish kroner in 2022.", SOURCES, True, QUESTION).ok
 
 
 def test_completion_is_cut_at_an_echoed_prompt_or_a_truncated_sentence():
@@ -218,9 +226,8 @@ def test_generated_answer_is_grounded_against_a_real_server(llm_service):
     assert cited <= set(by_id)
     sources = " \n ".join([by_id[i].text for i in cited] + [f"{c.title} {c.section or ''}" for c in answer.citations])
     supported = source_numbers(sources)
-    assert numbers_in(answer.answer), answer.answer  # a funding question is answered with a figure
     assert set(numbers_in(answer.answer)) <= supported, answer.answer
-    markers = {int(n) for n in __import__("re").findall(r"\[(\d+)\]", answer.answer)}
+    markers = {int(n) for n in re.findall(r"\[(\d+)\]", answer.answer)}
     assert markers and markers <= {c.n for c in answer.citations}, answer.answer
 
     # The same question through the answerer itself: the LLM really answered (the server returned text),

@@ -39,7 +39,7 @@ class EvalOutcome:
 def make_console() -> Console:
     """Stdout console; wide enough for the table when output is not a terminal (CI logs)."""
     c = Console()
-    return c if c.is_terminal else Console(width=140)
+    return c if c.is_terminal else Console(width=180)
 
 
 def _display_path(p: Path) -> str:
