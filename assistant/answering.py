@@ -24,6 +24,20 @@ NUMBER_QUESTION = re.compile(
     r"hur (mycket|många|stor)|belopp|miljoner|procent)\b",
     re.I,
 )
+HOW_MANY = re.compile(r"\b(?:how many|number of|hur många|antal(?:et)?)\s+(?:\w+\s+){0,2}?([a-zåäö]{3,})", re.I)
+HOW_MUCH = re.compile(r"\b(?:how much|what amount|hur mycket|vilket belopp)\b", re.I)
+MONEY = re.compile(r"(?:USD|SEK|DKK|CHF|EUR|US\$|\$)\s?\d|\d[\d ,.]*\s?(?:million|billion|miljoner|miljarder|kronor)", re.I)
+
+
+def figure_pattern(question: str) -> re.Pattern | None:
+    """What the asked-for figure looks like in a sentence: a count of the asked-for noun, or money."""
+    m = HOW_MANY.search(question)
+    if m:
+        noun = re.escape(m.group(1).lower()[:max(3, len(m.group(1)) - 2)])
+        return re.compile(rf"\d[\d,. ]*\s+(?:[\w-]+\s+){{0,2}}{noun}", re.I)
+    return MONEY if HOW_MUCH.search(question) else None
+
+
 GENERIC_NAMES = {
     "iom", "what", "which", "how", "who", "when", "where", "did", "does", "is", "are", "was", "the", "in", "un",
     "according", "under", "and", "list", "name", "give", "tell", "vad", "vilka", "vilken", "hur", "när", "enligt",
@@ -211,7 +225,8 @@ class ExtractiveAnswerer:
         wants_number = bool(NUMBER_QUESTION.search(plan.question))
         names = named_terms(plan.question)
         name_tokens = [t for n in names for t in index_tokens(n, "en")]
-        cands = score_candidates(plan.terms, retrieved, self.idf, wants_number, plan.years, name_tokens)
+        cands = score_candidates(plan.terms, retrieved, self.idf, wants_number, plan.years, name_tokens,
+                                 figure_pattern(plan.question))
         # The best-scoring span that the confidence check accepts leads; the others may follow it.
         lead = next((i for i, c in enumerate(cands[:8]) if self.confidence(c, plan, wants_number) >= self.policy.threshold),
                     None)

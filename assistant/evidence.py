@@ -101,6 +101,7 @@ def score_candidates(
     wants_number: bool,
     years: list[int],
     names: list[str] = (),
+    figure: re.Pattern | None = None,
 ) -> list[Candidate]:
     """Every sentence/row of the retrieved passages, scored and sorted best first.
 
@@ -133,6 +134,8 @@ def score_candidates(
                 score += 0.12  # the question names the column this row has a value in
             if wants_number:
                 score += 0.08 if cand.has_number else -0.08
+            if figure is not None and figure.search(quote):
+                score += 0.15  # the kind of figure asked for: "384 staff" for "how many staff"
             if years and any(str(y) in quote for y in years):
                 score += 0.05
             if len(quote) < 25 and not is_row:

@@ -121,6 +121,7 @@ def _load_plain(path: Path, data: bytes) -> str:
         raise LoadError(path, f"not valid UTF-8 (byte 0x{bad} at offset {exc.start}); save it as UTF-8") from None
     if text.startswith("\ufeff"):
         text = text[1:]
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise LoadError(path, "file contains only whitespace")
     return text

@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     chunk_overlap_tokens: int = 32
 
     top_k: int = 5
-    answer_threshold: float = 0.55
+    answer_threshold: float = 0.6
     """Confidence below which the answerer refuses instead of answering."""
 
     answerer: str = "extractive"

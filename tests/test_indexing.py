@@ -22,7 +22,7 @@ def tiny(tmp_path):
     corpus.mkdir()
     (corpus / "note.md").write_text(GOOD, encoding="utf-8")
     (corpus / "other.txt").write_text(OTHER, encoding="utf-8")
-    return make_settings(tmp_path, corpus)
+    return make_settings(tmp_path, corpus, embedding_cache_dir=tmp_path / "cache")
 
 
 def test_build_load_and_search(tiny):

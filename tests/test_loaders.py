@@ -51,7 +51,8 @@ def test_supported_suffixes():
 def test_txt_utf8_crlf_and_bom(tmp_path):
     path = tmp_path / "note.txt"
     path.write_bytes("\ufeffSverige ger lätt öronmärkt kärnstöd.\r\nRad två  \r\n".encode("utf-8"))
-    assert load_text(path) == "Sverige ger lätt öronmärkt kärnstöd.\nRad två\n"
+    # Line endings are normalised; nothing else in a text file changes (passages cite offsets into it).
+    assert load_text(path) == "Sverige ger lätt öronmärkt kärnstöd.\nRad två  \n"
 
 
 def test_md_and_uppercase_suffix(tmp_path):
@@ -59,6 +60,11 @@ def test_md_and_uppercase_suffix(tmp_path):
     (tmp_path / "B.TXT").write_text("Upper case suffix\n", encoding="utf-8")
     assert load_text(tmp_path / "a.md") == "# Title\n\nBody text.\n"
     assert load_text(tmp_path / "B.TXT") == "Upper case suffix\n"
+
+
+def test_seed_text_is_loaded_unchanged():
+    path = ROOT / "corpus" / "dk-iom-strategy-2023-2026.txt"
+    assert load_text(path) == path.read_text(encoding="utf-8")
 
 
 def test_seed_text_keeps_page_markers():

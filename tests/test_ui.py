@@ -18,7 +18,7 @@ from ui import mount_ui
 from ui.handlers import ChatHandlers
 
 DENMARK_Q = "What did Denmark give IOM unearmarked in 2022?"
-REFUSED_Q = "What was IOM's total revenue in 2021?"
+REFUSED_Q = "What does Finland's strategy for IOM say about climate change?"
 
 TITLE = "Danish Organisation Strategy for IOM 2023-2026"
 PASSAGE = "Annex 2\nDonor\tUnearmarked\nUnearmarked Income\t\t3 508 772\t\t3 508 772\nTotal <b>Denmark</b> & co"
@@ -171,7 +171,7 @@ def test_chat_refused_question_shows_not_found_with_closest_passages(handlers):
     chat, conv, panel, _ = outs[-1]
     ans = conv[0]["answer"]
     if ans["answered"]:
-        pytest.fail(f"the fixture corpus has no 2021 revenue figure; the service answered: {ans['answer']}")
+        pytest.fail(f"the fixture corpus has no Finnish strategy; the service answered: {ans['answer']}")
     assert fmt.NOT_FOUND_TITLE in chat[-1]["content"] and "answer-ok" not in chat[-1]["content"]
     assert "Closest passages" in panel and "<mark>" not in panel
     assert panel.count('class="source closest"') == len(ans["passages"]) > 0
