@@ -48,8 +48,8 @@ GENERIC_NAMES = {
 @dataclass(frozen=True)
 class AnswerPolicy:
     threshold: float = 0.5
-    max_claims: int = 3
-    claim_ratio: float = 0.8
+    max_claims: int = 4
+    claim_ratio: float = 0.7
 
 
 def format_number(raw: str) -> str:

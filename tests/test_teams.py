@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from assistant.api import create_app
 from assistant.api.teams import question_from_text, sign
 
-# The sample in docs/api.md: a reader replays it with curl against a server started with
+# The sample in the README: a reader replays it with curl against a server started with
 # ASSISTANT_TEAMS_SECRET=SAMPLE_SECRET.
 SAMPLE_SECRET = "aW9tLWFzc2lzdGFudC1leGFtcGxlLXNlY3JldC0wMDA="
 SAMPLE_BODY = (
@@ -28,7 +28,7 @@ SAMPLE_BODY = (
     '"mentioned":{"id":"28:bot","name":"IOM Assistant"}}]}'
 )
 SAMPLE_SIGNATURE = "QTOVWFHru8vhi9T3KFJOVjZIUsDCxyXmjCL7Oh3Xwvg="
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "api.md"
+DOCS = Path(__file__).resolve().parent.parent / "README.md"
 
 
 @pytest.fixture(scope="module")
