@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from llama_index.core.schema import NodeWithScore
 
 from assistant.evidence import Candidate, IdfTable, group_weights, score_candidates, split_spans
-from assistant.lexical import index_tokens, words
+from assistant.lexical import index_tokens
 from assistant.query import QueryPlan
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
 
@@ -47,20 +47,20 @@ GENERIC_NAMES = {
 
 @dataclass(frozen=True)
 class AnswerPolicy:
-    threshold: float = 0.5
+    threshold: float = 0.6
     max_claims: int = 4
     claim_ratio: float = 0.7
 
 
 def format_number(raw: str) -> str:
-    """``3 508 772`` / ``(3,508,772.00)`` -> ``3,508,772`` (a negative in brackets keeps its sign)."""
+    """``3 508 772`` -> ``3,508,772``; ``(128 410)`` -> ``(128,410)``: brackets stay, as the source has them
+    (a refund in one table, a plain credit in another)."""
     s = raw.strip()
-    negative = s.startswith("(") and s.endswith(")") or s.startswith("-")
     digits = re.sub(r"[()\s\u00a0,-]", "", s)
     if re.fullmatch(r"\d+(\.\d+)?", digits) and not re.fullmatch(r"(19|20)\d\d", digits):
         whole, _, frac = digits.partition(".")
         text = f"{int(whole):,}" + (f".{frac}" if frac and set(frac) != {"0"} else "")
-        return f"-{text}" if negative else text
+        return f"({text})" if s.startswith("(") else (f"-{text}" if s.startswith("-") else text)
     return s
 
 

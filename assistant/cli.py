@@ -15,7 +15,8 @@ import typer
 
 from assistant.settings import get_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Questions to the IOM partnership documents, answered with exact citations.")
 
 
 def _configure_logging() -> None:
@@ -79,15 +80,9 @@ def serve(
         raise typer.Exit(2)
 
 
-def _register_eval() -> None:
-    try:
-        from assistant.evals.cli import eval_app
-    except ImportError:  # the eval runner is being built
-        return
-    app.add_typer(eval_app, name="eval")
+from assistant.evals.cli import eval_app  # noqa: E402  (after `app`: the eval verbs attach to it)
 
-
-_register_eval()
+app.add_typer(eval_app, name="eval")
 
 if __name__ == "__main__":
     app()

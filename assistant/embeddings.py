@@ -31,7 +31,6 @@ from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
-from pydantic import PrivateAttr
 
 from assistant import offline as _offline
 

@@ -8,7 +8,6 @@ against evals/baseline.json: this is the check that stops a change which makes a
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest

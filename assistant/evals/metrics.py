@@ -24,7 +24,7 @@ import re
 import statistics
 from collections.abc import Iterable, Sequence
 
-from assistant.records import Answer, PassageOut
+from assistant.records import Answer
 
 HIT_KS: tuple[int, ...] = (1, 3, 5, 10)
 """The k of the hit@k columns. ``hit@k`` for k beyond the retrieval depth is not measurable."""
