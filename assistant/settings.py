@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     """Comma-separated bearer keys for the HTTP API; empty means open, loopback only."""
     admin_key: SecretStr | None = None
     teams_secret: SecretStr | None = None
-    rate_limit_per_minute: int = 120
+    rate_limit_per_minute: int = 1200
     max_question_chars: int = 2000
     cors_origins: str = ""
 

@@ -1,7 +1,6 @@
 """Load benchmark for the HTTP API (not a test).
 
-Starts the server on a free loopback port (``assistant serve``, or uvicorn around
-``assistant.api.create_app`` when the server module is not there), then drives
+Starts ``assistant serve`` on a free loopback port (``--workers N`` processes), then drives
 ``POST /v1/ask`` with N concurrent clients asking dev-set questions until a request count
 or a time limit is reached. Prints requests/s, p50/p95/p99 latency and the error count.
 
@@ -9,6 +8,7 @@ or a time limit is reached. Prints requests/s, p50/p95/p99 latency and the error
     python bench/load.py --clients 8 --requests 100 --duration 30
     python bench/load.py --url http://127.0.0.1:8000 --key KEY   # an already running server
     python bench/load.py --vary                # every question text unique: the cold path
+    python bench/load.py --workers 2           # one server process per core
 
 The server inherits the environment (ASSISTANT_INDEX_DIR etc.); the rate limit is switched
 off for the run (ASSISTANT_RATE_LIMIT_PER_MINUTE=0) since every client shares one address.
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import shutil
@@ -35,38 +34,19 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 DEV_SET = ROOT / "evals" / "dev.jsonl"
 
-INLINE_SERVER = """
-import sys, uvicorn
-from assistant.api import create_app
-from assistant.api.security import check_bind
-from assistant.service import AssistantService
-from assistant.settings import get_settings
-settings = get_settings()
-host, port = sys.argv[1], int(sys.argv[2])
-check_bind(host, settings)
-service = AssistantService(settings)
-service.load()
-uvicorn.run(create_app(service, settings), host=host, port=port, log_level="warning")
-"""
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def start_server(port: int, mode: str) -> subprocess.Popen:
-    env = {**os.environ, "ASSISTANT_RATE_LIMIT_PER_MINUTE": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    has_server = importlib.util.find_spec("assistant.server") is not None
-    if mode == "serve" or (mode == "auto" and has_server):
-        exe = shutil.which("assistant", path=str(Path(sys.executable).parent)) or shutil.which("assistant")
-        cmd = [exe, "serve", "--host", "127.0.0.1", "--port", str(port)] if exe else None
-        if cmd is None:
-            cmd = [sys.executable, "-m", "assistant.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    else:
-        cmd = [sys.executable, "-c", INLINE_SERVER, "127.0.0.1", str(port)]
-    print(f"starting server: {' '.join(cmd[:2])} ... on 127.0.0.1:{port}", file=sys.stderr)
+def start_server(port: int, workers: int) -> subprocess.Popen:
+    """`assistant serve` on loopback, without rate limit or access log (they would measure themselves)."""
+    env = {**os.environ, "ASSISTANT_RATE_LIMIT_PER_MINUTE": "0", "ASSISTANT_LOG_LEVEL": "WARNING",
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    exe = shutil.which("assistant", path=str(Path(sys.executable).parent)) or shutil.which("assistant")
+    cmd = [exe, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    print(f"starting server: assistant serve --workers {workers} on 127.0.0.1:{port}", file=sys.stderr)
     return subprocess.Popen(cmd, cwd=ROOT, env=env)
 
 
@@ -144,8 +124,7 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=4, help="sequential warm-up requests, not counted")
     ap.add_argument("--url", help="use an already running server instead of starting one")
     ap.add_argument("--key", default=os.environ.get("ASSISTANT_BENCH_KEY"), help="API key (Bearer), if keys are set")
-    ap.add_argument("--server", choices=["auto", "serve", "inline"], default="auto",
-                    help="how to start the server: `assistant serve`, or uvicorn around create_app (auto: serve if present)")
+    ap.add_argument("--workers", type=int, default=1, help="server worker processes (default 1)")
     ap.add_argument("--questions", type=Path, default=DEV_SET)
     ap.add_argument("--vary", action="store_true",
                     help="make every question text unique (measures the cold path, no query-embedding cache hits)")
@@ -159,7 +138,7 @@ def main() -> int:
     else:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        proc = start_server(port, args.server)
+        proc = start_server(port, args.workers)
     try:
         wait_ready(base, proc, args.ready_timeout)
         headers = {"Authorization": f"Bearer {args.key}"} if args.key else {}
