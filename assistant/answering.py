@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from llama_index.core.schema import NodeWithScore
 
 from assistant.evidence import Candidate, IdfTable, group_weights, score_candidates, split_spans
-from assistant.lexical import index_tokens
+from assistant.lexical import index_tokens, token_set
 from assistant.query import QueryPlan
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
 
@@ -96,7 +96,7 @@ def describe_row(cand: Candidate, plan: QueryPlan) -> str | None:
     for i, (h, v) in enumerate(zip(head, cells)):
         if not v or i == label_idx:
             continue
-        match = len(qtok & set(index_tokens(h, "en")))
+        match = len(qtok & token_set(h, "en"))
         pairs.append((h.strip(), v, match))
     if not pairs:
         return None
@@ -134,7 +134,7 @@ def lead_figure(sentence: str, plan: QueryPlan) -> str | None:
         if re.fullmatch(r"(19|20)\d\d", value) or len(re.sub(r"\D", "", value)) == 0:
             continue
         window = sentence[max(0, m.start() - 60): m.end() + 60]
-        score = len(qtok & set(index_tokens(window, "en")))
+        score = len(qtok & token_set(window, "en"))
         if score > best_score:
             best, best_score = value, score
     return best if best_score >= 2 else None
@@ -189,8 +189,8 @@ def confidence(best: Candidate, plan: QueryPlan, idf: IdfTable, wants_number: bo
     md = best.node.metadata
     lang = md.get("language", "en")
     context = " ".join(str(md.get(k) or "") for k in ("section", "table_header", "title"))
-    local = set(index_tokens(best.quote + " " + context, lang))
-    passage = local | set(index_tokens(best.node.text, lang))
+    local = token_set(best.quote + " " + context, lang)
+    passage = local | token_set(best.node.text, lang)
     conf = 0.5 * term_coverage(plan.terms, passage, idf) + 0.5 * term_coverage(plan.terms, local, idf)
     conf *= 0.6 + 0.4 * year_support(best.quote, context, plan, doc_years)
     if wants_number and not best.has_number:

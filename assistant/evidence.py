@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from llama_index.core.schema import NodeWithScore, TextNode
 
 from assistant.chunking import TABLE_CONTEXT
-from assistant.lexical import index_tokens
+from assistant.lexical import token_set
 
 SENTENCE_BREAK = re.compile(r"(?<=[.!?;])\s+(?=[A-ZÅÄÖ0-9(•\-–])|\n\s*\n|\n(?=\s*(?:[-•▪●]|\d{1,3}\.)\s)")
 NUMBER = re.compile(r"\(?-?\d[\d ,.]*\d\)?%?|\b\d\b")
@@ -80,7 +80,7 @@ def column_matches(row: str, header: str | None, tokens: set[str], lang: str) ->
     cells, heads = row.split("\t"), header.split("\t")
     if len(cells) != len(heads):
         return False
-    return any(cell.strip() and tokens & set(index_tokens(head, lang)) for cell, head in zip(cells[1:], heads[1:]))
+    return any(cell.strip() and tokens & token_set(head, lang) for cell, head in zip(cells[1:], heads[1:]))
 
 
 def table_context(node: TextNode) -> str:
@@ -115,11 +115,11 @@ def score_candidates(
     for rank, hit in enumerate(retrieved):
         node = hit.node
         lang = node.metadata.get("language", "en")
-        context_tokens = set(index_tokens(table_context(node), lang))
-        passage_tokens = set(index_tokens(node.text, lang))
+        context_tokens = token_set(table_context(node), lang)
+        passage_tokens = token_set(node.text, lang)
         previous: set[str] = set()
         for quote, is_row in split_spans(node):
-            own = set(index_tokens(quote, lang))
+            own = token_set(quote, lang)
             if is_row:  # a row means what its table's title and header say
                 own |= context_tokens
             around = own | context_tokens

@@ -60,6 +60,7 @@ def words(text: str) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=100_000)
 def stem(word: str, lang: str = "en") -> str:
     if word[0].isdigit():
         return word
@@ -168,3 +169,9 @@ def query_tokens(text: str) -> list[str]:
     for t in toks:
         seen.setdefault(t, None)
     return list(seen)
+
+
+@lru_cache(maxsize=50_000)
+def token_set(text: str, lang: str) -> frozenset[str]:
+    """``index_tokens`` as a set, remembered: answering re-reads the same passages for many questions."""
+    return frozenset(index_tokens(text, lang))

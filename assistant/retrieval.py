@@ -7,7 +7,6 @@ on both counts is not lost, and filters and boosts apply before the cut.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +15,7 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 
 from assistant.indexing import LoadedIndex
 from assistant.lexical import words
-from assistant.query import QueryPlan, plan_query
+from assistant.query import YEAR, QueryPlan, plan_query
 from assistant.records import Filters, Turn
 
 
@@ -47,7 +46,13 @@ class HybridRetriever(BaseRetriever):
         texts = [n.text for n in index.nodes]
         self.vocabulary: set[str] = {w for t in texts for w in words(t) if not w[0].isdigit()}
         self._choices = sorted(self.vocabulary)
-        self._lower_texts = [t.lower() for t in texts]
+        # Per-passage facts the fusion needs on every query, computed once.
+        self._docs = [index.doc_of[n.metadata["document_id"]] for n in index.nodes]
+        self._doc_ids = np.array([d.id for d in self._docs])
+        self._years_in_text = [frozenset(int(y) for y in YEAR.findall(t)) for t in texts]
+        spans = [d.years or (0, -1) for d in self._docs]
+        self._span_start = np.array([a for a, _ in spans])
+        self._span_end = np.array([b for _, b in spans])
 
     def plan(self, question: str, history: list[Turn] | None = None) -> QueryPlan:
         return plan_query(question, self.index.documents, self.vocabulary, self._choices, history)
@@ -74,22 +79,22 @@ class HybridRetriever(BaseRetriever):
         keep = np.ones(len(self.index.nodes), dtype=bool)
         if not filters:
             return keep
-        docs = self.index.doc_of
         if filters.document_ids:
-            unknown = [d for d in filters.document_ids if d not in docs]
+            unknown = [d for d in filters.document_ids if d not in self.index.doc_of]
             if unknown:
                 raise UnknownFilter(f"unknown document id(s): {', '.join(unknown)}")
-        for i, node in enumerate(self.index.nodes):
-            doc = docs[node.metadata["document_id"]]
-            if filters.document_ids and doc.id not in filters.document_ids:
-                keep[i] = False
-            elif filters.language and doc.language != filters.language:
-                keep[i] = False
-            elif filters.publisher and filters.publisher.lower() not in doc.publisher.lower():
-                keep[i] = False
-            elif filters.year and not (doc.years and doc.years[0] <= filters.year <= doc.years[1]):
-                keep[i] = False
+            keep &= np.isin(self._doc_ids, filters.document_ids)
+        if filters.language:
+            keep &= np.array([d.language == filters.language for d in self._docs])
+        if filters.publisher:
+            keep &= np.array([filters.publisher.lower() in d.publisher.lower() for d in self._docs])
+        if filters.year:
+            keep &= self._covers([filters.year])
         return keep
+
+    def _covers(self, years: list[int]) -> np.ndarray:
+        """Passages whose document's period includes one of ``years``."""
+        return np.any([(self._span_start <= y) & (y <= self._span_end) for y in years], axis=0)
 
     def fuse(self, plan: QueryPlan, bm25: np.ndarray, dense: np.ndarray) -> np.ndarray:
         w = self.weights
@@ -97,20 +102,16 @@ class HybridRetriever(BaseRetriever):
         floor = np.median(dense)
         d = np.clip((dense - floor) / max(dense.max() - floor, 1e-6), 0, 1)
         score = w.bm25 * b + w.dense * d
-        docs = self.index.doc_of
-        for i, node in enumerate(self.index.nodes):
-            doc = docs[node.metadata["document_id"]]
-            if plan.documents and doc.id in plan.documents:
-                score[i] += w.named_document
-            span = doc.years
-            if plan.years:
-                if any(re.search(rf"\b{y}\b", self._lower_texts[i]) for y in plan.years):
-                    score[i] += w.year_in_text
-                if span and any(span[0] <= y <= span[1] for y in plan.years):
-                    score[i] += w.year_in_period
-            if plan.excluded_years and span and all(span[0] <= y <= span[1] for y in plan.excluded_years) \
-                    and span[0] == span[1]:
-                score[i] -= w.excluded_year
+        if plan.documents:
+            score += w.named_document * np.isin(self._doc_ids, plan.documents)
+        if plan.years:
+            asked = set(plan.years)
+            score += w.year_in_text * np.array([bool(ys & asked) for ys in self._years_in_text])
+            score += w.year_in_period * self._covers(plan.years)
+        if plan.excluded_years:
+            single_year = self._span_start == self._span_end
+            score -= w.excluded_year * (single_year & np.all(
+                [(self._span_start <= y) & (y <= self._span_end) for y in plan.excluded_years], axis=0))
         return score
 
     def search(self, plan: QueryPlan, top_k: int, filters: Filters | None = None) -> list[NodeWithScore]:

@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path
 
 from assistant.api import deps
-from assistant.api.models import DocumentList, DocumentOut, PassageDetailOut, ReloadResponse, error_responses
+from assistant.api.models import DocumentList, DocumentOut, ReloadResponse, error_responses
+from assistant.service import PassageDetail
 from assistant.api.security import require_admin_key, require_api_key
 
 router = APIRouter(prefix="/v1", tags=["documents"], dependencies=[Depends(require_api_key)])
@@ -45,7 +46,7 @@ async def get_document(
 
 @router.get(
     "/passages/{passage_id:path}",
-    response_model=PassageDetailOut,
+    response_model=PassageDetail,
     summary="One passage with its neighbours",
     responses=error_responses(401, 404, 422, 429, 503),
 )

@@ -112,31 +112,6 @@ class DocumentList(BaseModel):
     documents: list[DocumentOut]
 
 
-class PassageNeighbour(BaseModel):
-    id: str
-    document_id: str
-    title: str
-    page: int | None = None
-    section: str | None = None
-    text: str
-
-
-class PassageDetailOut(BaseModel):
-    """One passage with the passages before and after it in its document."""
-
-    id: str
-    document_id: str
-    title: str
-    page: int | None = None
-    section: str | None = None
-    text: str
-    printed_page: str | None = Field(default=None, description="The page number printed on the page, if any.")
-    paragraph: str | None = None
-    kind: str = Field(default="text", description="`text`, `table` or another passage kind.")
-    previous: PassageNeighbour | None = None
-    next: PassageNeighbour | None = None
-
-
 class FeedbackAck(BaseModel):
     status: Literal["recorded"] = "recorded"
 
