@@ -77,17 +77,10 @@ def describe_row(cand: Candidate, plan: QueryPlan) -> str | None:
     header = cand.node.metadata.get("table_header")
     if not header:
         return None
-    raw_cells = cand.quote.split("\t")
+    cells = [c.strip() for c in cand.quote.split("\t")]
     head = header.split("\t")
-    if len(raw_cells) != len(head):
-        # The header lost its empty leading cells in extraction: right-align the columns.
-        cells = [c.strip() for c in raw_cells]
-        if len(cells) > len(head):
-            head = [""] * (len(cells) - len(head)) + head
-        else:
-            cells = [""] * (len(head) - len(cells)) + cells
-    else:
-        cells = [c.strip() for c in raw_cells]
+    width = max(len(cells), len(head))  # extraction may drop empty leading cells: right-align the columns
+    cells, head = [""] * (width - len(cells)) + cells, [""] * (width - len(head)) + head
     currency = cand.node.metadata.get("currency")
     label_idx = next((i for i, c in enumerate(cells) if c and not re.search(r"\d", c)), None)
     label = cells[label_idx] if label_idx is not None else None
@@ -253,7 +246,7 @@ class ExtractiveAnswerer:
         def overlaps(c: Candidate) -> bool:
             return any(c.quote in k.quote or k.quote in c.quote for k in claims)
 
-        for year in plan.years[1:] if len(plan.years) > 1 else []:
+        for year in plan.years[1:]:
             if not any(str(year) in k.quote for k in claims):
                 extra = next((c for c in cands[1:30] if str(year) in c.quote and c.score > 0.5 * best.score
                               and not overlaps(c)), None)
