@@ -45,6 +45,10 @@ GENERIC_NAMES = {
 }
 
 
+YEAR_IN_TEXT = re.compile(r"\b(19|20)\d\d\b")
+VALUE = re.compile(r"[(\-–]?\s*[\d][\d\s,.]*\)?\s*%?|[-–]")  # a cell that is a figure, not a label
+
+
 @dataclass(frozen=True)
 class AnswerPolicy:
     threshold: float = 0.6
@@ -82,12 +86,12 @@ def describe_row(cand: Candidate, plan: QueryPlan) -> str | None:
     width = max(len(cells), len(head))  # extraction may drop empty leading cells: right-align the columns
     cells, head = [""] * (width - len(cells)) + cells, [""] * (width - len(head)) + head
     currency = cand.node.metadata.get("currency")
-    label_idx = next((i for i, c in enumerate(cells) if c and not re.search(r"\d", c)), None)
-    label = cells[label_idx] if label_idx is not None else None
+    labels = [c for c in cells if c and not VALUE.fullmatch(c)]
+    label = max(labels, key=len) if labels else None
     qtok = set(plan.tokens)
     pairs: list[tuple[str, str, float]] = []
-    for i, (h, v) in enumerate(zip(head, cells)):
-        if not v or i == label_idx:
+    for h, v in zip(head, cells):
+        if not v or not VALUE.fullmatch(v):
             continue
         match = len(qtok & token_set(h, "en"))
         pairs.append((h.strip(), v, match))
@@ -165,14 +169,18 @@ def term_coverage(groups: list[frozenset[str]], tokens: set[str], idf: IdfTable)
     return found / sum(weights)
 
 
-def year_support(quote: str, context: str, plan: QueryPlan, doc_years: tuple[int, int] | None) -> float:
+def year_support(quote: str, context: str, plan: QueryPlan, doc_years: tuple[int, int] | None,
+                 is_row: bool = False) -> float:
     """1 when the asked year is in the evidence, 0.5 when the evidence names no year but its document
-    covers it, 0 when the evidence is about other years."""
+    covers it, 0 when the evidence is about other years. A table row's year is its table's (the title or
+    a column), not one that happens to stand in the row's label ("the 2021 resettlement quota")."""
     if not plan.years:
         return 1.0
+    if is_row and YEAR_IN_TEXT.search(context):
+        quote = ""
     if any(re.search(rf"\b{y}\b", quote + " " + context) for y in plan.years):
         return 1.0
-    if not re.search(r"\b(19|20)\d\d\b", quote) and doc_years and any(doc_years[0] <= y <= doc_years[1] for y in plan.years):
+    if not YEAR_IN_TEXT.search(quote) and doc_years and any(doc_years[0] <= y <= doc_years[1] for y in plan.years):
         return 0.5
     return 0.0
 
@@ -185,7 +193,7 @@ def confidence(best: Candidate, plan: QueryPlan, idf: IdfTable, wants_number: bo
     local = token_set(best.quote + " " + context, lang)
     passage = local | token_set(best.node.text, lang)
     conf = 0.5 * term_coverage(plan.terms, passage, idf) + 0.5 * term_coverage(plan.terms, local, idf)
-    conf *= 0.6 + 0.4 * year_support(best.quote, context, plan, doc_years)
+    conf *= 0.6 + 0.4 * year_support(best.quote, context, plan, doc_years, best.is_row)
     if wants_number and not best.has_number:
         conf *= 0.8
     local_text = (best.quote + " " + context).lower()
