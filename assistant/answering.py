@@ -252,7 +252,10 @@ class ExtractiveAnswerer:
         claims = [best]
 
         def overlaps(c: Candidate) -> bool:
-            return any(c.quote in k.quote or k.quote in c.quote for k in claims)
+            """Same words, or a second row of a table already quoted (one row answers; more are noise)."""
+            return any(c.quote in k.quote or k.quote in c.quote
+                       or (c.is_row and k.is_row and c.node.metadata.get("section") == k.node.metadata.get("section"))
+                       for k in claims)
 
         for year in plan.years[1:]:
             if not any(str(year) in k.quote for k in claims):

@@ -25,6 +25,7 @@ def _configure_logging() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("faiss").setLevel(logging.WARNING)  # it announces which CPU build it loaded
 
 
 @app.callback()
@@ -54,8 +55,14 @@ def ask(
     from assistant.records import Filters
     from assistant.service import AssistantService
 
+    from assistant.indexing import IndexUnavailable
+
     service = AssistantService(get_settings())
-    service.load()
+    try:
+        service.load()
+    except IndexUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
     filters = Filters(document_ids=doc) if doc else None
     answer = service.ask(question, top_k=top_k, filters=filters)
     if as_json:

@@ -39,7 +39,7 @@ CURRENT = "current"
 KEEP_BUILDS = 2
 
 
-class IndexError_(Exception):
+class IndexUnavailable(Exception):
     """The index is missing or does not match this code; the message says what to do."""
 
 
@@ -147,7 +147,7 @@ def build_index(settings: Settings, progress: Callable[[int, int], None] | None 
         nodes.extend(doc_nodes)
         indexed_docs.append(doc)
     if not nodes:
-        raise IndexError_("no document could be indexed: " + "; ".join(report.errors))
+        raise IndexUnavailable("no document could be indexed: " + "; ".join(report.errors))
 
     embedder = _embedder(settings)
     before = embedder.misses
@@ -225,15 +225,15 @@ def load_index(settings: Settings) -> LoadedIndex:
     """Load the published build; refuse one made with another model or chunker."""
     path = current_path(settings.index_dir)
     if path is None:
-        raise IndexError_(f"no index in {settings.index_dir}: run `assistant index`")
+        raise IndexUnavailable(f"no index in {settings.index_dir}: run `assistant index`")
     manifest = json.loads((path / "manifest.json").read_text())
     if manifest.get("embedding_name") != settings.embedding_model:
-        raise IndexError_(
+        raise IndexUnavailable(
             f"the index was built with embedding model {manifest.get('embedding_name')!r}, "
             f"but {settings.embedding_model!r} is configured: re-index with `assistant index`"
         )
     if manifest.get("chunker_version") != CHUNKER_VERSION:
-        raise IndexError_(
+        raise IndexUnavailable(
             f"the index was built by chunker version {manifest.get('chunker_version')}, this is version "
             f"{CHUNKER_VERSION}: re-index with `assistant index`"
         )
@@ -243,7 +243,7 @@ def load_index(settings: Settings) -> LoadedIndex:
             nodes.append(TextNode.model_validate_json(line))
     index = faiss.read_index(str(path / "vectors.faiss"))
     if index.ntotal != len(nodes) or index.d != manifest["dims"]:
-        raise IndexError_(f"{path} is inconsistent (vectors vs passages): re-index with `assistant index`")
+        raise IndexUnavailable(f"{path} is inconsistent (vectors vs passages): re-index with `assistant index`")
     bm25 = bm25s.BM25.load(str(path / "bm25"))
     docs = [DocumentInfo(**d) for d in manifest["indexed_documents"]]
     return LoadedIndex(path, manifest, nodes, index, bm25, docs)
@@ -266,7 +266,7 @@ def build_index_cli(settings: Settings, if_stale: bool = False) -> int:
 
         try:
             report = build_index(settings, progress=progress)
-        except IndexError_ as exc:
+        except IndexUnavailable as exc:
             console.print(f"[red]error:[/red] {exc}")
             return 2
     for err in report.errors:

@@ -53,39 +53,38 @@ def fixture_corpus(dest: Path) -> Path:
     return dest
 
 
-@pytest.fixture(scope="session")
-def fixture_settings(tmp_path_factory) -> Settings:
+def _built(tmp: Path, corpus: Path) -> Settings:
     from assistant.indexing import build_index
 
-    tmp = tmp_path_factory.mktemp("fixture")
-    settings = make_settings(tmp, fixture_corpus(tmp / "corpus"))
+    settings = make_settings(tmp, corpus)
     build_index(settings)
     return settings
+
+
+def _loaded(settings: Settings):
+    from assistant.service import AssistantService
+
+    service = AssistantService(settings)
+    service.load()
+    return service
+
+
+@pytest.fixture(scope="session")
+def fixture_settings(tmp_path_factory) -> Settings:
+    tmp = tmp_path_factory.mktemp("fixture")
+    return _built(tmp, fixture_corpus(tmp / "corpus"))
 
 
 @pytest.fixture(scope="session")
 def fixture_service(fixture_settings):
-    from assistant.service import AssistantService
-
-    service = AssistantService(fixture_settings)
-    service.load()
-    return service
+    return _loaded(fixture_settings)
 
 
 @pytest.fixture(scope="session")
 def full_settings(tmp_path_factory) -> Settings:
-    from assistant.indexing import build_index
-
-    tmp = tmp_path_factory.mktemp("full")
-    settings = make_settings(tmp, CORPUS)
-    build_index(settings)
-    return settings
+    return _built(tmp_path_factory.mktemp("full"), CORPUS)
 
 
 @pytest.fixture(scope="session")
 def full_service(full_settings):
-    from assistant.service import AssistantService
-
-    service = AssistantService(full_settings)
-    service.load()
-    return service
+    return _loaded(full_settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.indexing import IndexError_, build_index, build_index_cli, current_path, is_stale, load_index
+from assistant.indexing import IndexUnavailable, build_index, build_index_cli, current_path, is_stale, load_index
 from conftest import make_settings
 
 GOOD = """Annual note 2021
@@ -54,7 +54,7 @@ def test_a_failed_build_leaves_the_previous_index_serving(tiny):
     before = current_path(tiny.index_dir)
     for path in tiny.corpus_dir.iterdir():
         path.write_bytes(b"\x00garbage")
-    with pytest.raises(IndexError_):
+    with pytest.raises(IndexUnavailable):
         build_index(tiny)
     assert current_path(tiny.index_dir) == before
     assert len(load_index(tiny).nodes) >= 2
@@ -76,11 +76,11 @@ def test_incremental_build_embeds_only_what_changed(tiny):
 def test_index_from_another_model_is_refused(tiny):
     build_index(tiny)
     other = tiny.model_copy(update={"embedding_model": "minilm"})
-    with pytest.raises(IndexError_, match="re-index"):
+    with pytest.raises(IndexUnavailable, match="re-index"):
         load_index(other)
 
 
 def test_missing_index_says_what_to_do(tmp_path):
     settings = make_settings(tmp_path, tmp_path)
-    with pytest.raises(IndexError_, match="assistant index"):
+    with pytest.raises(IndexUnavailable, match="assistant index"):
         load_index(settings)
