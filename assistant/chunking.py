@@ -243,8 +243,9 @@ def _split_long(unit: Unit, source: str, limit: int) -> list[Unit]:
     buf: list[Line] = []
     for line in unit.lines:
         buf.append(line)
-        text = source[buf[0].start:buf[-1].end]
-        if count_tokens(text) >= limit * 0.8 and SENTENCE_END.search(line.text + " X") or count_tokens(text) >= limit:
+        tokens = count_tokens(source[buf[0].start:buf[-1].end])
+        closes_sentence = SENTENCE_END.search(line.text + " X") is not None  # " X": as if a sentence followed
+        if tokens >= limit or (tokens >= 0.8 * limit and closes_sentence):
             pieces.append(Unit(buf, unit.kind, unit.section, unit.paragraph))
             buf = []
     if buf:
