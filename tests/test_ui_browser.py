@@ -134,7 +134,8 @@ def _shot(page, name: str) -> Path:
 
 
 def test_denmark_question_answer_sources_and_highlight(page, full_service, capsys):
-    assert page.get_by_text(DENMARK_Q).first.is_visible()  # example questions on first load
+    # Example questions on first load (is_visible does not wait; the page may still be rendering).
+    page.get_by_text(DENMARK_Q).first.wait_for(state="visible", timeout=30_000)
     page.evaluate(TIMING_JS)
     _ask(page, DENMARK_Q)
     page.wait_for_selector("#chat .answer-ok[data-state=complete], #chat .answer-refused", timeout=ANSWER_TIMEOUT_MS)
