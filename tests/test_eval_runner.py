@@ -103,6 +103,32 @@ def test_answer_correctness_every_group_case_insensitive():
     assert not m.answer_correct(answer("air border 1,737,016", answered=False), CASE.must_include)
 
 
+def test_must_not_makes_an_answer_wrong():
+    near = answer("Air border data: USD 1,737,016; in 2021 it was USD 1,200,000.")
+    assert m.answer_correct(near, CASE.must_include)
+    assert not m.answer_correct(near, CASE.must_include, must_not=["1,200,000"])
+
+
+def test_lead_correct_needs_the_answer_before_the_first_citation():
+    lead_first = answer("**USD 1,737,016**: “Enhancing air border data systems in Nigeria” [1]\n\nMore. [2]")
+    assert m.lead_correct(lead_first, CASE.must_include)
+    buried = answer("Denmark funds many projects. [1]\n\nAir border data systems: USD 1,737,016 [2]")
+    assert m.answer_correct(buried, CASE.must_include) and not m.lead_correct(buried, CASE.must_include)
+    assert m.lead_text("no markers at all") == "no markers at all"
+
+
+def test_wrong_answers_and_length_are_summarised():
+    rows = [
+        score_case(CASE, answer("air border USD 1,737,016 [1]"), GOLD, 5, 10),
+        score_case(CASE, answer("Something else entirely [1]"), GOLD, 5, 10),
+        score_case(CASE, answer("The documents do not say.", answered=False), GOLD, 5, 10),
+    ]
+    s = m.summarize(rows, 10)
+    assert s["wrong_answers"] == 1 and s["wrong_answer_rate"] == round(1 / 3, 4)
+    assert s["false_refusals"] == 1 and s["lead_correct"] == round(1 / 3, 4)
+    assert s["answer_chars_p50"] == 27.5
+
+
 def test_refusal_and_false_refusal():
     refused = answer("The documents do not say.", answered=False)
     assert m.refusal_ok(refused) and m.false_refusal(refused)
@@ -150,12 +176,12 @@ def test_score_case_rows_and_groups():
     good = score_case(CASE, answer("air border: 1,737,016", [MISS_1, HIT], [cite(HIT)]), GOLD, top_k=5, depth=10,
                       latency_ms=12.0)
     assert good["rank"] == 2 and good["passed"]
-    assert good["checks"] == {"retrieved": True, "correct": True, "citation": True}
+    assert good["checks"] == {"retrieved": True, "correct": True, "lead": True, "citation": True}
     deep = [MISS_1, MISS_2, MISS_1.model_copy(update={"id": "z"}), MISS_2.model_copy(update={"id": "y"}),
             MISS_1.model_copy(update={"id": "w"}), HIT]
     late = score_case(CASE, answer("no idea", deep[:5], [cite(MISS_1)]), GOLD, top_k=5, depth=10, ranking=deep)
     assert late["rank"] == 6 and not late["retrieved"] and not late["passed"]
-    assert set(k for k, v in late["checks"].items() if not v) == {"retrieved", "correct", "citation"}
+    assert set(k for k, v in late["checks"].items() if not v) == {"retrieved", "correct", "lead", "citation"}
     assert all("text" in p for p in late["passages"])  # failing rows keep what came back
     una = EvalCase(id="u1", question="Who won?", kind="unanswerable")
     refused = score_case(una, answer("Not in the documents.", answered=False), [], top_k=5, depth=10)

@@ -9,6 +9,9 @@ A run regresses when
   the top_k passages, ``correct``, ``citation`` for answerable questions; ``refusal`` for
   unanswerable ones).
 
+The answer length (``answer_chars_p50``) regresses when it grows by more than
+``LENGTH_TOLERANCE`` (relative): answers that state the answer stay short.
+
 Latency is reported but never gated (it depends on the machine). Questions that are new or
 gone since the baseline are listed, not failed; figures are compared on the baseline's questions
 only (new questions are left out of them), and not at all when baseline questions are missing
@@ -25,6 +28,7 @@ from pathlib import Path
 from assistant.evals.metrics import GATED_METRICS, LOWER_IS_BETTER, summarize_groups
 
 DEFAULT_TOLERANCE = 0.02
+LENGTH_TOLERANCE = 0.25
 BASELINE_VERSION = 1
 GATED_SCOPES = ("overall", "by_kind")
 
@@ -151,6 +155,10 @@ def compare(report: dict, baseline: dict, tolerance: float = DEFAULT_TOLERANCE) 
                 gate.metric_regressions.append(entry)
             elif better and scope == "overall":
                 gate.improvements.append(entry)
+        b, c = base.get("answer_chars_p50"), cur.get("answer_chars_p50")
+        if scope == "overall" and b and c and c > b * (1 + LENGTH_TOLERANCE):
+            gate.metric_regressions.append({"scope": scope, "metric": "answer_chars_p50", "baseline": b,
+                                            "current": c, "delta": round(c - b, 1)})
 
     for qid, b in base_q.items():
         r = current.get(qid)

@@ -3,8 +3,11 @@
 Fields: ``id``, ``question``, ``lang``, ``kind``, ``doc`` (seed file name(s) of the gold
 document(s), null when unanswerable), ``evidence`` (verbatim substrings of the gold document),
 ``answer`` (a short correct answer), ``must_include`` (groups of acceptable strings; a group
-may be a plain string). Optional: ``needs_review`` (a draft, e.g. made from feedback: loaded,
-validated loosely, and skipped by the runner) and any extra notes.
+may be a plain string). Optional: ``history`` (the earlier turns of the conversation, as
+``/v1/ask`` takes them: the question is asked as a follow-up), ``must_not`` (strings whose presence
+makes an answer wrong: the neighbouring year's figure, another donor's row), ``trap`` (for an
+unanswerable case: what is off, e.g. ``year``), ``needs_review`` (a draft, e.g. made from
+feedback: loaded, validated loosely, and skipped by the runner) and any extra notes.
 
 ``doc`` may name a document by its seed file name, its corpus file name or its id; the
 catalog (``corpus/catalog.toml``) maps all three to the document id used in passages.
@@ -19,6 +22,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from assistant.evals.metrics import UNANSWERABLE
+from assistant.records import Turn
 
 
 class CaseError(ValueError):
@@ -36,6 +40,9 @@ class EvalCase(BaseModel):
     evidence: list[str] = Field(default_factory=list)
     answer: str = ""
     must_include: list[str | list[str]] = Field(default_factory=list)
+    must_not: list[str] = Field(default_factory=list)
+    history: list[Turn] = Field(default_factory=list)
+    trap: str | None = None
     needs_review: bool = False
 
     @field_validator("must_include")
@@ -44,6 +51,13 @@ class EvalCase(BaseModel):
         for g in v:
             if (isinstance(g, str) and not g.strip()) or (isinstance(g, list) and not any(s.strip() for s in g)):
                 raise ValueError("a must_include group is empty")
+        return v
+
+    @field_validator("must_not")
+    @classmethod
+    def _must_not_not_blank(cls, v: list[str]) -> list[str]:
+        if any(not s.strip() for s in v):
+            raise ValueError("a must_not string is blank")
         return v
 
     @property

@@ -264,3 +264,49 @@ def add_from_feedback_cmd(
         typer.echo(f"  {d['id']}: {d['question']}")
     if drafts:
         typer.echo("Complete each draft (answer, must_include, doc, evidence, kind) and remove needs_review.")
+
+
+@eval_app.command("train-ranker")
+def train_ranker_cmd(
+    sets: Optional[list[Path]] = typer.Option(
+        None, "--set", help="Training case files (default: evals/golden.jsonl + evals/user.jsonl). Never the held-out split."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Model file (default: assistant/data/ranker.json)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=50, help="Passages per question (default: settings.top_k)."),
+    c: float = typer.Option(1.0, "--c", min=1e-4, help="Inverse L2 regularisation strength."),
+) -> None:
+    """Learn the evidence ranker and its refusal threshold from the training cases."""
+    from assistant.evals.cases import CaseError, catalog_doc_ids, load_cases
+    from assistant.evals.train_ranker import HELDOUT_NAME, TrainingError, collect, train
+    from assistant.ranker import MODEL_FILE, Ranker
+    from assistant.service import AssistantService
+
+    settings = get_settings()
+    console = make_console()
+    evals_dir = Path(settings.evals_dir)
+    set_paths = list(sets) if sets else default_sets(evals_dir)
+    if any(HELDOUT_NAME in p.name for p in set_paths):
+        console.print("[red]error:[/red] the held-out split is never trained on", highlight=False)
+        raise typer.Exit(EXIT_ERROR)
+    try:
+        cases = [c for c in load_cases(set_paths, catalog_doc_ids(Path(settings.corpus_dir) / "catalog.toml"))
+                 if not c.needs_review]
+    except CaseError as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(EXIT_ERROR) from None
+    service = AssistantService(settings, ranker=Ranker.prior())
+    with console.status("loading the index and models"):
+        service.load()
+    examples = collect(service, cases, top_k or settings.top_k)
+    try:
+        ranker = train(examples, c=c, sets=[_display_path(p) for p in set_paths])
+    except TrainingError as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(EXIT_ERROR) from None
+    from assistant.settings import ROOT
+
+    path = out or ROOT / "assistant" / "data" / MODEL_FILE
+    ranker.save(path)
+    info = ranker.trained_on
+    console.print(f"{info['cases']} cases, {info['spans']} spans ({info['positive_spans']} positive); threshold "
+                  f"{ranker.threshold:.3f}; cross-validated: {info['cross_validated']}", highlight=False)
+    console.print(f"written: {_display_path(path)}", highlight=False)

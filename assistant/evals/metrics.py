@@ -7,7 +7,8 @@ defines a metric:
   whitespace collapsed, lowercased);
 - a passage *hits* when it contains any evidence string;
 - an answer is *correct* when it was answered and every ``must_include`` group has at least one
-  of its strings in the answer (a group given as a plain string is a one-string group);
+  of its strings in the answer (a group given as a plain string is a one-string group), and
+  (added here) none of the case's ``must_not`` strings is in it;
 - refusal is right on an unanswerable question when ``answered`` is false;
 - latency p50 is the median, p95 is ``sorted(x)[int(0.95 * (n - 1))]``.
 
@@ -16,6 +17,9 @@ retrieval depth), and *citation correctness*: some citation points at a passage 
 document whose text (or, when the passage is not among those returned, the citation's
 quote) contains an evidence string. ``cited_gold_doc`` is the scorer's weaker check: some
 cited passage's text begins with text of a gold document (see :func:`cited_gold_doc`).
+*Lead correct*: the answer's first claim, up to its first citation marker ``[n]``, is itself a
+correct answer (it states the answer first). *Wrong answer*: answered, not correct. *Answer
+length*: characters of the answer text (answered questions).
 """
 
 from __future__ import annotations
@@ -78,9 +82,27 @@ def reciprocal_rank(rank: int | None, depth: int | None = None) -> float:
 # --- answers ---------------------------------------------------------------------------
 
 
-def answer_correct(answer: Answer, must_include: Sequence[str | Sequence[str]]) -> bool:
-    """Answered, and every group has one acceptable string in the answer text."""
-    return bool(answer.answered) and all(group_ok(answer.answer or "", g) for g in must_include)
+CITATION_MARKER = re.compile(r"\[\d+\]")
+
+
+def lead_text(answer_text: str) -> str:
+    """The answer up to its first citation marker (all of it when it has none)."""
+    m = CITATION_MARKER.search(answer_text)
+    return answer_text[: m.start()] if m else answer_text
+
+
+def _states(text: str, must_include: Sequence[str | Sequence[str]], must_not: Sequence[str]) -> bool:
+    return all(group_ok(text, g) for g in must_include) and not contains_any(text, must_not)
+
+
+def answer_correct(answer: Answer, must_include: Sequence[str | Sequence[str]], must_not: Sequence[str] = ()) -> bool:
+    """Answered, every group has one acceptable string in the answer text, and no ``must_not`` string is there."""
+    return bool(answer.answered) and _states(answer.answer or "", must_include, must_not)
+
+
+def lead_correct(answer: Answer, must_include: Sequence[str | Sequence[str]], must_not: Sequence[str] = ()) -> bool:
+    """Correct, and the lead (up to the first citation marker) already states the answer."""
+    return answer_correct(answer, must_include, must_not) and _states(lead_text(answer.answer or ""), must_include, ())
 
 
 def refusal_ok(answer: Answer) -> bool:
@@ -154,11 +176,12 @@ HIGHER_IS_BETTER = (
     *(f"hit@{k}" for k in HIT_KS),
     "mrr",
     "answer_correct",
+    "lead_correct",
     "citation_correct",
     "cited_gold_doc",
     "refusal_accuracy",
 )
-LOWER_IS_BETTER = ("false_refusal_rate",)
+LOWER_IS_BETTER = ("false_refusal_rate", "wrong_answer_rate")
 GATED_METRICS = HIGHER_IS_BETTER + LOWER_IS_BETTER
 """Metrics the regression gate compares with the baseline. Latency is reported, never gated:
 it depends on the machine."""
@@ -178,12 +201,17 @@ def summarize(rows: Sequence[dict], depth: int) -> dict:
         out[f"hit@{k}"] = frac(hit_at(r.get("rank"), k) for r in ans) if k <= depth else None
     out["mrr"] = round(sum(reciprocal_rank(r.get("rank"), depth) for r in ans) / len(ans), 4) if ans else None
     out["answer_correct"] = frac(r.get("correct", False) for r in ans)
+    out["lead_correct"] = frac(r.get("lead_correct", False) for r in ans)
+    out["wrong_answers"] = sum(1 for r in ans if r.get("answered") and not r.get("correct"))
+    out["wrong_answer_rate"] = frac(bool(r.get("answered") and not r.get("correct")) for r in ans)
     out["citation_correct"] = frac(r.get("citation_ok", False) for r in ans)
     out["cited_gold_doc"] = frac(r.get("cited_gold_doc", False) for r in ans)
     out["refusal_accuracy"] = frac(r.get("refusal_ok", False) for r in una)
     out["false_refusals"] = sum(1 for r in ans if r.get("false_refusal"))
     out["false_refusal_rate"] = frac(bool(r.get("false_refusal")) for r in ans)
     out["errors"] = sum(1 for r in rows if r.get("error"))
+    lengths = [len(r.get("answer") or "") for r in rows if r.get("answered")]
+    out["answer_chars_p50"] = p50(lengths)
     lat = [r["latency_ms"] for r in rows if r.get("latency_ms") is not None and not r.get("error")]
     out["latency_p50_ms"] = p50(lat)
     out["latency_p95_ms"] = p95(lat)
@@ -191,19 +219,22 @@ def summarize(rows: Sequence[dict], depth: int) -> dict:
 
 
 def summarize_groups(rows: Sequence[dict], depth: int) -> dict:
-    """``{"overall": ..., "by_kind": {kind: ...}, "by_doc": {doc_id: ...}}``.
+    """``{"overall": ..., "by_kind": {kind: ...}, "by_doc": {doc_id: ...}, "by_kind_lang": {"kind/lang": ...}}``.
 
     A cross-document question counts towards each of its documents; unanswerable questions
     have no document.
     """
     by_kind: dict[str, list[dict]] = {}
     by_doc: dict[str, list[dict]] = {}
+    by_lang: dict[str, list[dict]] = {}
     for r in rows:
         by_kind.setdefault(r["kind"], []).append(r)
+        by_lang.setdefault(f"{r['kind']}/{r.get('lang', 'en')}", []).append(r)
         for d in r.get("doc_ids") or []:
             by_doc.setdefault(d, []).append(r)
     return {
         "overall": summarize(rows, depth),
         "by_kind": {k: summarize(v, depth) for k, v in sorted(by_kind.items())},
         "by_doc": {d: summarize(v, depth) for d, v in sorted(by_doc.items())},
+        "by_kind_lang": {k: summarize(v, depth) for k, v in sorted(by_lang.items())},
     }

@@ -27,15 +27,20 @@ COLUMNS: list[tuple[str, str, bool]] = [
     ("hit@10", "hit@10", True),
     ("mrr", "MRR", True),
     ("answer_correct", "correct", True),
+    ("lead_correct", "lead", True),
+    ("wrong_answers", "wrong", False),
     ("citation_correct", "citation", True),
     ("cited_gold_doc", "gold doc", True),
     ("refusal_accuracy", "refusal", True),
     ("false_refusals", "false ref.", False),
+    ("answer_chars_p50", "chars p50", False),
     ("latency_p50_ms", "p50 ms", False),
     ("latency_p95_ms", "p95 ms", False),
 ]
-CHART_METRICS = ["hit@5", "mrr", "answer_correct", "citation_correct", "refusal_accuracy"]
+CHART_METRICS = ["hit@5", "mrr", "answer_correct", "lead_correct", "citation_correct", "refusal_accuracy"]
+LOWER_BETTER = {"false_refusals", "false_refusal_rate", "wrong_answers", "wrong_answer_rate", "answer_chars_p50"}
 METRIC_LABELS = {k: label for k, label, _ in COLUMNS} | {"answer_correct": "answer correctness",
+                                                          "lead_correct": "lead correct",
                                                           "citation_correct": "citation correctness",
                                                           "refusal_accuracy": "refusal accuracy"}
 
@@ -86,7 +91,7 @@ def _cell(key: str, rate: bool, cur: dict, base: dict | None) -> Text:
     d = v - base[key]
     if abs(d) < 1e-9:
         return t
-    better = d < 0 if key in ("false_refusals", "false_refusal_rate") else d > 0
+    better = d < 0 if key in LOWER_BETTER else d > 0
     t.append(f" {d * 100:+.1f}" if rate else f" {d:+.0f}", style="green" if better else "red")
     return t
 
@@ -98,9 +103,12 @@ TERMINAL_COLUMNS: list[tuple[str, str, bool]] = [
     ("hit@10", "h@10", True),
     ("mrr", "MRR", True),
     ("answer_correct", "correct", True),
+    ("lead_correct", "lead", True),
+    ("wrong_answers", "wrong", False),
     ("citation_correct", "cite", True),
     ("refusal_accuracy", "refuse", True),
     ("false_refusals", "false ref", False),
+    ("answer_chars_p50", "chars", False),
     ("latency_p50_ms", "p50 ms", False),
     ("latency_p95_ms", "p95 ms", False),
 ]
@@ -111,7 +119,7 @@ def results_table(report: dict, baseline: dict | None = None, group: str = "by_k
     title = (f"Eval: {report['metrics']['overall']['n']} questions, top_k={report['top_k']}; "
              "rates in % (MRR x100)" + ("; change vs baseline" if baseline else ""))
     table = Table(title=title, title_justify="left", header_style="bold", pad_edge=False)
-    table.add_column("kind" if group == "by_kind" else "document", no_wrap=True)
+    table.add_column({"by_kind": "kind", "by_doc": "document"}.get(group, "kind/question language"), no_wrap=True)
     table.add_column("n", justify="right")
     for _, label, _ in TERMINAL_COLUMNS:
         table.add_column(label, justify="right", no_wrap=True)
@@ -130,6 +138,7 @@ def print_summary(console: Console, report: dict, baseline: dict | None, gate, b
     console.print(results_table(report, baseline, "by_kind"))
     if by_doc:
         console.print(results_table(report, baseline, "by_doc"))
+        console.print(results_table(report, baseline, "by_kind_lang"))
     o = report["metrics"]["overall"]
     if o["errors"]:
         console.print(f"[red]{o['errors']} question(s) errored[/red] (see the report)")
@@ -231,7 +240,7 @@ def _html_table(report: dict, baseline: dict | None, group: str) -> str:
             if base and v is not None and base.get(key) is not None and not key.startswith("latency"):
                 d = v - base[key]
                 if abs(d) > 1e-9:
-                    better = d < 0 if key == "false_refusals" else d > 0
+                    better = d < 0 if key in LOWER_BETTER else d > 0
                     dtxt = f"{d * 100:+.1f}" if rate else f"{d:+g}"
                     txt += f' <span class="{"good" if better else "bad"}">{dtxt}</span>'
             cells.append(f"<td>{txt}</td>")

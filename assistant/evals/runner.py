@@ -1,6 +1,6 @@
 """Run eval cases through a backend and score each one.
 
-The backend is anything with ``ask(question, top_k) -> records.Answer`` (:class:`Asker`): the
+The backend is anything with ``ask(question, top_k, history) -> records.Answer`` (:class:`Asker`): the
 in-process :class:`ServiceAsker` (the same ``AssistantService`` the API uses) or
 :class:`HttpAsker` (``POST {url}/v1/ask`` on a running server).
 
@@ -22,18 +22,18 @@ from typing import Protocol, runtime_checkable
 
 from assistant.evals import metrics as m
 from assistant.evals.cases import EvalCase, gold_doc_ids
-from assistant.records import Answer, PassageOut
+from assistant.records import Answer, PassageOut, Turn
 
 
 @runtime_checkable
 class Asker(Protocol):
-    def ask(self, question: str, top_k: int) -> Answer: ...
+    def ask(self, question: str, top_k: int, history: Sequence[Turn] = ()) -> Answer: ...
 
 
 class Ranker(Protocol):
     """Optional extra of an Asker: the retrieval ranking alone (cheaper than a second ask)."""
 
-    def rank(self, question: str, top_k: int) -> list[PassageOut]: ...
+    def rank(self, question: str, top_k: int, history: Sequence[Turn] = ()) -> list[PassageOut]: ...
 
 
 class AskError(RuntimeError):
@@ -46,12 +46,12 @@ class ServiceAsker:
     def __init__(self, service) -> None:
         self.service = service
 
-    def ask(self, question: str, top_k: int) -> Answer:
-        return self.service.ask(question, top_k=top_k)
+    def ask(self, question: str, top_k: int, history: Sequence[Turn] = ()) -> Answer:
+        return self.service.ask(question, top_k=top_k, history=list(history) or None)
 
-    def rank(self, question: str, top_k: int) -> list[PassageOut]:
+    def rank(self, question: str, top_k: int, history: Sequence[Turn] = ()) -> list[PassageOut]:
         """``service.search``: the same plan and retrieval as ``ask``, without answering."""
-        return list(self.service.search(question, top_k=top_k))
+        return list(self.service.search(question, top_k=top_k, history=list(history) or None))
 
     def close(self) -> None:
         pass
@@ -74,9 +74,12 @@ class HttpAsker:
     def _post(self, path: str, body: dict):
         return self._client.post(self.url + path, json=body, headers=self._headers)
 
-    def ask(self, question: str, top_k: int) -> Answer:
+    def ask(self, question: str, top_k: int, history: Sequence[Turn] = ()) -> Answer:
+        body: dict = {"question": question, "top_k": top_k}
+        if history:
+            body["history"] = [t.model_dump() for t in history]
         try:
-            r = self._post("/v1/ask", {"question": question, "top_k": top_k})
+            r = self._post("/v1/ask", body)
         except self._httpx.HTTPError as e:
             raise AskError(f"cannot reach {self.url}/v1/ask: {e.__class__.__name__}: {e}") from None
         if r.status_code != 200:
@@ -86,8 +89,11 @@ class HttpAsker:
         except ValueError as e:
             raise AskError(f"{self.url}/v1/ask returned something that is not an answer record: {e}") from None
 
-    def rank(self, question: str, top_k: int) -> list[PassageOut]:
-        """``POST /v1/search``; falls back to ``/v1/ask`` on a server without it."""
+    def rank(self, question: str, top_k: int, history: Sequence[Turn] = ()) -> list[PassageOut]:
+        """``POST /v1/search``; falls back to ``/v1/ask`` on a server without it, and for a follow-up
+        (search takes no history)."""
+        if history:
+            return self.ask(question, top_k, history).passages
         try:
             r = self._post("/v1/search", {"query": question, "top_k": top_k})
         except self._httpx.HTTPError as e:
@@ -158,8 +164,9 @@ def score_case(
         if case.unanswerable:
             row.update(refusal_ok=False, checks={"refusal": False})
         else:
-            row.update(rank=None, retrieved=False, correct=False, citation_ok=False, cited_gold_doc=False,
-                       false_refusal=False, checks={"retrieved": False, "correct": False, "citation": False})
+            row.update(rank=None, retrieved=False, correct=False, lead_correct=False, citation_ok=False,
+                       cited_gold_doc=False, false_refusal=False,
+                       checks={"retrieved": False, "correct": False, "lead": False, "citation": False})
         row["passed"] = False
         return row
 
@@ -176,11 +183,13 @@ def score_case(
         rank = m.first_hit_rank([p.text for p in ranked], case.evidence)
         row["rank"] = rank
         row["retrieved"] = m.hit_at(rank, top_k)
-        row["correct"] = m.answer_correct(answer, case.must_include)
+        row["correct"] = m.answer_correct(answer, case.must_include, case.must_not)
+        row["lead_correct"] = m.lead_correct(answer, case.must_include, case.must_not)
         row["citation_ok"] = m.citation_correct(answer, gold_ids, case.evidence)
         row["cited_gold_doc"] = m.cited_gold_doc(answer, gold_ids, doc_texts)
         row["false_refusal"] = m.false_refusal(answer)
-        row["checks"] = {"retrieved": row["retrieved"], "correct": row["correct"], "citation": row["citation_ok"]}
+        row["checks"] = {"retrieved": row["retrieved"], "correct": row["correct"], "lead": row["lead_correct"],
+                         "citation": row["citation_ok"]}
     row["passed"] = all(row["checks"].values())
     # What came back, in full for the failing questions (the report shows them), ids otherwise.
     cited = {c.passage_id for c in answer.citations}
@@ -194,7 +203,10 @@ def score_case(
             _passage_view(p, i, full=True) for i, p in enumerate(answer.passages, start=1) if p.id in cited and p.id not in shown
         ]
         row["must_include"] = case.must_include
+        row["must_not"] = case.must_not
         row["evidence"] = case.evidence
+        if case.history:
+            row["history"] = [t.model_dump() for t in case.history]
     return row
 
 
@@ -218,12 +230,13 @@ def run_cases(
         gold = gold_doc_ids(case, doc_ids)
         t0 = time.perf_counter()
         try:
-            answer = asker.ask(case.question, top_k=top_k)
+            answer = asker.ask(case.question, top_k=top_k, history=case.history)
             latency = (time.perf_counter() - t0) * 1000
             ranking = answer.passages[:top_k]
             if depth > top_k:
                 rank = getattr(asker, "rank", None)
-                deeper = rank(case.question, depth) if rank else asker.ask(case.question, top_k=depth).passages
+                deeper = (rank(case.question, depth, case.history) if rank
+                          else asker.ask(case.question, top_k=depth, history=case.history).passages)
                 ranking = _merge_ranking(ranking, deeper, depth)
             row = score_case(case, answer, gold, top_k, depth, ranking=ranking, latency_ms=latency,
                              doc_texts=doc_texts)
