@@ -8,64 +8,35 @@ wrong number is the worst failure, so every rule here errs toward "the documents
 
 from __future__ import annotations
 
+import importlib.resources
 import re
+from collections.abc import Callable
+from functools import lru_cache
 from dataclasses import dataclass
+
+import numpy as np
 
 from llama_index.core.schema import NodeWithScore
 
-from assistant.evidence import Candidate, IdfTable, group_weights, score_candidates, split_spans
-from assistant.lexical import index_tokens, token_set
+from assistant.evidence import Candidate, IdfTable, score_candidates, split_spans, table_context
+from assistant.lexical import index_tokens, sv_to_en, token_set, words
 from assistant.query import QueryPlan
+from assistant.ranker import Ranker
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
+from assistant.text import YEAR, format_number
 
-NUMBER_QUESTION = re.compile(
-    r"\b(how (much|many|large|big)|what (amount|share|percentage|proportion|number|figure|sum|total)|"
-    r"budget|funding|fund|contribut\w*|gave|give|spent|cost|revenue|income|expenditure|rank\w*|"
-    r"hur (mycket|många|stor)|belopp|miljoner|procent)\b",
-    re.I,
-)
-HOW_MANY = re.compile(r"\b(?:how many|number of|hur många|antal(?:et)?)\s+(?:\w+\s+){0,2}?([a-zåäö]{3,})", re.I)
-HOW_MUCH = re.compile(r"\b(?:how much|what amount|hur mycket|vilket belopp)\b", re.I)
-MONEY = re.compile(r"(?:USD|SEK|DKK|CHF|EUR|US\$|\$)\s?\d|\d[\d ,.]*\s?(?:million|billion|miljoner|miljarder|kronor)", re.I)
-
-
-def figure_pattern(question: str) -> re.Pattern | None:
-    """What the asked-for figure looks like in a sentence: a count of the asked-for noun, or money."""
-    m = HOW_MANY.search(question)
-    if m:
-        noun = re.escape(m.group(1).lower()[:max(3, len(m.group(1)) - 2)])
-        return re.compile(rf"\d[\d,. ]*\s+(?:[\w-]+\s+){{0,2}}{noun}", re.I)
-    return MONEY if HOW_MUCH.search(question) else None
-
-
-GENERIC_NAMES = {
-    "iom", "what", "which", "how", "who", "when", "where", "did", "does", "is", "are", "was", "the", "in", "un",
-    "according", "under", "and", "list", "name", "give", "tell", "vad", "vilka", "vilken", "hur", "när", "enligt",
-    "annex", "table", "report", "strategy", "covid", "organization", "international", "migration", "usd",
-}
-
-
-YEAR_IN_TEXT = re.compile(r"\b(19|20)\d\d\b")
 VALUE = re.compile(r"[(\-–]?\s*[\d][\d\s,.]*\)?\s*%?|[-–]")  # a cell that is a figure, not a label
+COMPARISON = re.compile(r"\b(compare\w*|agree\w*|differ\w*|versus|vs\.?|both|jämför\w*|skillnad\w*|överens)\b", re.I)
 
 
 @dataclass(frozen=True)
 class AnswerPolicy:
-    threshold: float = 0.6
-    max_claims: int = 4
-    claim_ratio: float = 0.7
-
-
-def format_number(raw: str) -> str:
-    """``3 508 772`` -> ``3,508,772``; ``(128 410)`` -> ``(128,410)``: brackets stay, as the source has them
-    (a refund in one table, a plain credit in another)."""
-    s = raw.strip()
-    digits = re.sub(r"[()\s\u00a0,-]", "", s)
-    if re.fullmatch(r"\d+(\.\d+)?", digits) and not re.fullmatch(r"(19|20)\d\d", digits):
-        whole, _, frac = digits.partition(".")
-        text = f"{int(whole):,}" + (f".{frac}" if frac and set(frac) != {"0"} else "")
-        return f"({text})" if s.startswith("(") else (f"-{text}" if s.startswith("-") else text)
-    return s
+    threshold: float | None = None
+    """Probability the best span needs to be stated; None: the ranker's own (chosen by cross-validation)."""
+    max_claims: int = 3
+    """The lead and at most two supporting claims."""
+    support_margin: float = 1.0
+    """A supporting claim's ranking score may be at most this far below the lead's."""
 
 
 def _ordinal(n: str) -> str:
@@ -137,69 +108,28 @@ def lead_figure(sentence: str, plan: QueryPlan) -> str | None:
     return best if best_score >= 2 else None
 
 
-def named_terms(question: str) -> list[str]:
-    """Names in the question (capitalised words but the first, codes like RT0782), lower-cased."""
-    names = []
-    for m in re.finditer(r"\b[A-ZÅÄÖ][\wåäöÅÄÖ'’-]+|\b[A-Z]{2}\d{3,}\b", question):
-        w = re.sub(r"['’]s?$", "", m.group(0)).lower()
-        if m.start() == 0 or w in GENERIC_NAMES or len(w) < 3:
+@lru_cache(maxsize=1)
+def _render_table() -> dict[str, str]:
+    text = importlib.resources.files("assistant.data").joinpath("render_sv_en.tsv").read_text(encoding="utf-8")
+    return {sv: en for sv, en in (line.split("\t", 1) for line in text.splitlines() if "\t" in line and not line.startswith("#"))}
+
+
+def english_gloss(quote: str) -> str:
+    """A word-by-word English rendering of a Swedish span (function words from ``render_sv_en.tsv``,
+    then the domain glossary and Folkets lexikon): figures and names as they stand, each word its
+    first sense. Rough, but it states the fact in the reader's language beside the exact quote."""
+    table, render = sv_to_en(), _render_table()
+    out = []
+    for token in re.findall(r"\d[\d ,.]*\d|\d|[^\W\d_]+(?:[-:][^\W\d_]+)*|[^\w\s]", quote):
+        low = token.lower()
+        if token[0].isdigit() or not token[0].isalpha() or (len(token) > 1 and token.isupper()):
+            out.append(token)  # figures, punctuation, codes and acronyms (SEK, IOM) as they stand
             continue
-        names.append(w)
-    return names
-
-
-NAME_ALIASES = {
-    "danish": ("denmark", "danish", "danida", "danmark"),
-    "denmark": ("denmark", "danish", "danida", "danmark"),
-    "swedish": ("sweden", "swedish", "sverige", "svensk"),
-    "sweden": ("sweden", "swedish", "sverige", "svensk"),
-}
-
-
-def mentions(name: str, text: str) -> bool:
-    return any(alias in text for alias in NAME_ALIASES.get(name, (name[:-1] if len(name) > 5 else name,)))
-
-
-def term_coverage(groups: list[frozenset[str]], tokens: set[str], idf: IdfTable) -> float:
-    """Share of the question's words (idf-weighted, see ``group_weights``) that ``tokens`` has."""
-    if not groups:
-        return 0.0
-    weights = group_weights(groups, idf)
-    found = sum(w for g, w in zip(groups, weights) if g & tokens)
-    return found / sum(weights)
-
-
-def year_support(quote: str, context: str, plan: QueryPlan, doc_years: tuple[int, int] | None,
-                 is_row: bool = False) -> float:
-    """1 when the asked year is in the evidence, 0.5 when the evidence names no year but its document
-    covers it, 0 when the evidence is about other years. A table row's year is its table's (the title or
-    a column), not one that happens to stand in the row's label ("the 2021 resettlement quota")."""
-    if not plan.years:
-        return 1.0
-    if is_row and YEAR_IN_TEXT.search(context):
-        quote = ""
-    if any(re.search(rf"\b{y}\b", quote + " " + context) for y in plan.years):
-        return 1.0
-    if not YEAR_IN_TEXT.search(quote) and doc_years and any(doc_years[0] <= y <= doc_years[1] for y in plan.years):
-        return 0.5
-    return 0.0
-
-
-def confidence(best: Candidate, plan: QueryPlan, idf: IdfTable, wants_number: bool, doc_years) -> float:
-    """0..1: how far the best evidence carries the question's words, years and figures."""
-    md = best.node.metadata
-    lang = md.get("language", "en")
-    context = " ".join(str(md.get(k) or "") for k in ("section", "table_header", "title"))
-    local = token_set(best.quote + " " + context, lang)
-    passage = local | token_set(best.node.text, lang)
-    conf = 0.5 * term_coverage(plan.terms, passage, idf) + 0.5 * term_coverage(plan.terms, local, idf)
-    conf *= 0.6 + 0.4 * year_support(best.quote, context, plan, doc_years, best.is_row)
-    if wants_number and not best.has_number:
-        conf *= 0.8
-    local_text = (best.quote + " " + context).lower()
-    if any(not mentions(n, local_text) for n in named_terms(plan.question)):
-        conf *= 0.8  # the figure or claim is not about the name the question asks about
-    return max(0.0, min(1.0, conf))
+        senses = [render[low]] if low in render else table.get(low)
+        word = senses[0] if senses else token
+        out.append(word[0].upper() + word[1:] if token[0].isupper() else word)
+    text = " ".join(out)
+    return re.sub(r"\s+([,.;:!?)])", r"\1", re.sub(r"([(])\s+", r"\1", text))
 
 
 def to_passage_out(hit: NodeWithScore) -> PassageOut:
@@ -216,40 +146,55 @@ def to_passage_out(hit: NodeWithScore) -> PassageOut:
 
 
 class ExtractiveAnswerer:
-    def __init__(self, idf: IdfTable, documents: list[DocumentInfo], policy: AnswerPolicy | None = None):
+    def __init__(self, idf: IdfTable, documents: list[DocumentInfo], ranker: Ranker, policy: AnswerPolicy | None = None,
+                 span_similarity: Callable[[QueryPlan], Callable[[str, int], np.ndarray | None]] | None = None):
+        """``span_similarity(plan)``: how the question's vector compares with the spans of a passage
+        (``LoadedIndex.span_similarity`` of the query vector)."""
         self.idf = idf
+        self.span_similarity = span_similarity
         self.documents = {d.id: d for d in documents}
+        self.doc_years = {d.id: d.years for d in documents}
+        self.ranker = ranker
         self.policy = policy or AnswerPolicy()
+        self.threshold = self.policy.threshold if self.policy.threshold is not None else ranker.threshold
+
+    def candidates(self, plan: QueryPlan, retrieved: list[NodeWithScore]) -> list[Candidate]:
+        """Every span of the retrieved passages, best first by the ranker's score."""
+        name_tokens = [t for n in plan.names for t in index_tokens(n, "en")]
+        similarity = self.span_similarity(plan) if self.span_similarity else None
+        cands = score_candidates(plan, retrieved, self.idf, self.doc_years, name_tokens, similarity)
+        for c in cands:
+            c.score = self.ranker.score(c.features)
+        cands.sort(key=lambda c: -c.score)
+        return cands
+
+    def answerable(self, cands: list[Candidate]) -> float:
+        """The probability that stating the best span answers the question."""
+        if not cands:
+            return 0.0
+        return self.ranker.answer_probability(cands[0].features, cands[0].score, cands[1].score if len(cands) > 1 else None)
 
     def answer(self, question: str, plan: QueryPlan, retrieved: list[NodeWithScore]) -> Answer:
         passages = [to_passage_out(h) for h in retrieved]
-        wants_number = bool(NUMBER_QUESTION.search(plan.question))
-        names = named_terms(plan.question)
-        name_tokens = [t for n in names for t in index_tokens(n, "en")]
-        cands = score_candidates(plan.terms, retrieved, self.idf, wants_number, plan.years, name_tokens,
-                                 figure_pattern(plan.question))
-        # The best-scoring span that the confidence check accepts leads; the others may follow it.
-        lead = next((i for i, c in enumerate(cands[:8]) if self.confidence(c, plan, wants_number) >= self.policy.threshold),
-                    None)
-        if lead is None:
-            return Answer(answer=self.refusal(passages), answered=False, passages=passages)
-        claims = self.select_claims([cands[lead]] + cands[lead + 1:], plan)
+        cands = self.candidates(plan, retrieved)
+        if self.answerable(cands) < self.threshold:
+            return Answer(answer=self.refusal(plan, cands, passages), answered=False, passages=passages)
+        claims = self.select_claims(cands, plan)
         citations, lines = [], []
         for n, c in enumerate(claims, start=1):
             md = c.node.metadata
             citations.append(Citation(n=n, passage_id=c.node.node_id, document_id=md["document_id"], title=md["title"],
                                       page=md.get("page"), section=md.get("section"), quote=c.quote))
-            lines.append(self.claim_text(c, plan, wants_number, first=n == 1) + f" [{n}]")
+            lines.append(self.claim_text(c, plan, first=n == 1) + f" [{n}]")
         return Answer(answer="\n\n".join(lines), answered=True, citations=citations, passages=passages)
 
-    def confidence(self, best: Candidate, plan: QueryPlan, wants_number: bool) -> float:
-        doc = self.documents.get(best.node.metadata["document_id"])
-        return confidence(best, plan, self.idf, wants_number, doc.years if doc else None)
-
     def select_claims(self, cands: list[Candidate], plan: QueryPlan) -> list[Candidate]:
-        """The best span, then close runners-up (one per asked year first), then a list the best span opens."""
+        """The best span; for a comparison, the best span of each other document; one span per further
+        asked year; then close runners-up about the same document and period; then a list the best
+        span opens."""
         best = cands[0]
         claims = [best]
+        good = [c for c in cands[1:30] if best.score - c.score <= self.policy.support_margin]
 
         def overlaps(c: Candidate) -> bool:
             """Same words, or a second row of a table already quoted (one row answers; more are noise)."""
@@ -257,16 +202,20 @@ class ExtractiveAnswerer:
                        or (c.is_row and k.is_row and c.node.metadata.get("section") == k.node.metadata.get("section"))
                        for k in claims)
 
+        if len(set(plan.documents)) >= 2 or COMPARISON.search(plan.question):
+            for c in good:
+                if c.document_id not in {k.document_id for k in claims} and not overlaps(c):
+                    claims.append(c)
         for year in plan.years[1:]:
             if not any(str(year) in k.quote for k in claims):
-                extra = next((c for c in cands[1:30] if str(year) in c.quote and c.score > 0.5 * best.score
-                              and not overlaps(c)), None)
+                extra = next((c for c in cands[1:30] if str(year) in c.quote
+                              and best.score - c.score <= 2 * self.policy.support_margin and not overlaps(c)), None)
                 if extra:
                     claims.append(extra)
-        for c in cands[1:]:
-            if len(claims) >= self.policy.max_claims or c.score < self.policy.claim_ratio * best.score:
+        for c in good:
+            if len(claims) >= self.policy.max_claims:
                 break
-            if not overlaps(c):
+            if c.document_id == best.document_id and c.features["year_elsewhere"] == 0 and not overlaps(c):
                 claims.append(c)
         if best.quote.rstrip().endswith(":"):
             spans = [q for q, _ in split_spans(best.node)]
@@ -275,7 +224,7 @@ class ExtractiveAnswerer:
                        if not any(q == k.quote for k in claims)]
         return claims
 
-    def claim_text(self, c: Candidate, plan: QueryPlan, wants_number: bool, first: bool) -> str:
+    def claim_text(self, c: Candidate, plan: QueryPlan, first: bool) -> str:
         md = c.node.metadata
         where = md.get("section") or md.get("title")
         if c.is_row:
@@ -283,15 +232,27 @@ class ExtractiveAnswerer:
             if described:
                 return f"**{described}**, per {where}."
         quote = " ".join(c.quote.split())
-        if wants_number and first:
+        rendered = f"“{quote}”"
+        if md.get("language") == "sv" and not plan.swedish:
+            rendered = f"{english_gloss(quote)} (Swedish: “{quote}”)"
+        if plan.wants_number and first:
             figure = lead_figure(quote, plan)
             if figure:
-                return f"**{figure}**: “{quote}”"
-        return f"“{quote}”"
+                return f"**{format_number(figure) if figure[0].isdigit() else figure}**: {rendered}"
+        return rendered
 
-    @staticmethod
-    def refusal(passages: list[PassageOut]) -> str:
+    def refusal(self, plan: QueryPlan, cands: list[Candidate], passages: list[PassageOut]) -> str:
+        """Say so, and what the documents do cover when the evidence is about another year."""
         text = "The documents do not contain the answer to this question."
+        asked = {str(y) for y in plan.years}
+        near = next((c for c in cands[:10] if c.features.get("year_elsewhere") and c.features["cov"] >= 0.6), None)
+        if near is not None:
+            other = sorted(set(YEAR.findall(near.quote + " " + table_context(near.node))) - asked)
+            if other:
+                md = near.node.metadata
+                where = ", ".join(x for x in (md["title"], md.get("section")) if x)
+                text = (f"The documents do not contain the answer for {', '.join(sorted(asked))}. They give it only for "
+                        f"{', '.join(other)}: “{' '.join(near.quote.split())}” ({where}).")
         if passages:
             closest = "; ".join(f"{p.title}" + (f", p. {p.page}" if p.page else "") for p in passages[:3])
             text += f" The closest passages are from: {closest}."

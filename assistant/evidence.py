@@ -1,8 +1,11 @@
-"""Finer-grained evidence inside retrieved passages: sentences and table rows, scored against the query.
+"""Finer-grained evidence inside retrieved passages: sentences and table rows, described by features.
 
 No cross-encoder ships offline, so precision comes from here: each candidate span is an exact
-substring of its passage (so a citation can quote and highlight it), scored by how much of
-the query's idf-weighted vocabulary it and its context (table header, title, section) cover.
+substring of its passage (so a citation can quote and highlight it) and is described by the
+signals the answer depends on: how much of the question's idf-weighted vocabulary it and its
+context (table header, title, section) cover, whether it has the asked kind of figure, year and
+names, how its passage ranked. ``ranker.Ranker`` turns the features into the probability that
+the span answers the question; ``prior`` is the hand-set score it started from.
 """
 
 from __future__ import annotations
@@ -10,15 +13,47 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from llama_index.core.schema import NodeWithScore, TextNode
 
 from assistant.chunking import TABLE_CONTEXT
 from assistant.lexical import token_set
+from assistant.query import MONEY, QueryPlan, mentions
+from assistant.text import YEAR, sentence_spans
 
-SENTENCE_BREAK = re.compile(r"(?<=[.!?;])\s+(?=[A-ZÅÄÖ0-9(•\-–])|\n\s*\n|\n(?=\s*(?:[-•▪●]|\d{1,3}\.)\s)")
 NUMBER = re.compile(r"\(?-?\d[\d ,.]*\d\)?%?|\b\d\b")
+
+FEATURES = (
+    "prior", "cov", "own_cov", "context_cov", "passage", "recip_rank", "is_row", "column", "number", "no_number",
+    "figure", "money", "year_in_quote", "year_support", "year_elsewhere", "names", "names_missing", "routed",
+    "same_language", "short", "log_len", "first_span", "extreme_row", "dense",
+)
+"""The features of a candidate, in the order the ranker's weights use."""
+
+
+@dataclass(frozen=True)
+class PriorWeights:
+    """The hand-set score a candidate starts from (also one of the ranker's features)."""
+
+    coverage: float = 0.55
+    own_coverage: float = 0.25
+    passage: float = 0.2
+    column: float = 0.12
+    number: float = 0.08
+    figure: float = 0.15
+    year: float = 0.05
+    short: float = 0.1
+    around: float = 0.6
+    """How much a word counts when it is only in the span's context (table header, previous sentence)."""
+    passage_only: float = 0.3
+    """... and when it is only elsewhere in the passage."""
+
+
+PRIOR = PriorWeights()
 
 
 @dataclass
@@ -29,13 +64,17 @@ class Candidate:
     passage_score: float
     quote: str
     is_row: bool
-    coverage: float = 0.0
-    own_coverage: float = 0.0
+    features: dict[str, float] = field(default_factory=dict)
     score: float = 0.0
+    """The ranker's probability that this span answers the question (the prior before ranking)."""
 
     @property
     def has_number(self) -> bool:
         return any(re.search(r"\d", m.group(0)) for m in NUMBER.finditer(self.quote))
+
+    @property
+    def document_id(self) -> str:
+        return self.node.metadata["document_id"]
 
 
 class IdfTable:
@@ -63,14 +102,48 @@ def split_spans(node: TextNode) -> list[tuple[str, bool]]:
             elif line.strip() and not line.startswith(TABLE_CONTEXT):
                 spans.append((line.strip(), False))
         return spans
-    pos = 0
-    for m in list(SENTENCE_BREAK.finditer(text)) + [None]:
-        end = m.start() if m else len(text)
-        piece = text[pos:end].strip()
+    for a, b in sentence_spans(text):
+        piece = text[a:b]
         if len(piece) > 3:
             spans.append((piece, "\t" in piece and bool(re.search(r"\d", piece))))
-        pos = m.end() if m else len(text)
     return spans
+
+
+def span_embed_text(node: TextNode, quote: str, is_row: bool) -> str:
+    """What the dense model sees of a span: where it stands (section, or title), a row's column
+    header, then the span itself."""
+    md = node.metadata
+    head = [md.get("section") or md.get("title") or ""]
+    if is_row and md.get("table_header"):
+        head.append(" | ".join(md["table_header"].split("\t")))
+    return "\n".join([*filter(None, head), quote])
+
+
+CELL_NUMBER = re.compile(r"^\(?-?\d[\d ,.]*\)?%?$")
+
+
+def row_value(row: str) -> float | None:
+    """The row's last figure (its total or its only value), brackets as negative."""
+    for cell in reversed([c.strip() for c in row.split("\t") if c.strip()]):
+        if CELL_NUMBER.match(cell) and not YEAR.fullmatch(cell):
+            digits = re.sub(r"[^\d.]", "", cell.replace(",", "").replace(" ", ""))
+            try:
+                value = float(digits)
+            except ValueError:
+                return None
+            return -value if cell.startswith(("(", "-")) else value
+    return None
+
+
+def extreme_rows(spans: list[tuple[str, bool]], direction: str | None) -> set[str]:
+    """The rows with the largest (``max``) or smallest (``min``) figure among a passage's rows."""
+    if direction is None:
+        return set()
+    values = {q: v for q, is_row in spans if is_row and (v := row_value(q)) is not None}
+    if len(values) < 2:
+        return set()
+    target = max(values.values()) if direction == "max" else min(values.values())
+    return {q for q, v in values.items() if v == target}
 
 
 def column_matches(row: str, header: str | None, tokens: set[str], lang: str) -> bool:
@@ -94,53 +167,107 @@ def group_weights(groups: list[frozenset[str]], idf: IdfTable, names: list[str] 
     return [max((idf.weight(t) or 0.5 * idf.default) for t in g) * (2.5 if g & set(names) else 1.0) for g in groups]
 
 
+def year_support(quote: str, context: str, years: list[int], doc_years: tuple[int, int] | None,
+                 is_row: bool = False) -> float:
+    """1 when the asked year is in the evidence, 0.5 when the evidence names no year but its document
+    covers it, 0 when the evidence is about other years. A table row's year is its table's (the title or
+    a column), not one that happens to stand in the row's label ("the 2021 resettlement quota")."""
+    if not years:
+        return 1.0
+    if is_row and YEAR.search(context):
+        quote = ""
+    if any(re.search(rf"\b{y}\b", quote + " " + context) for y in years):
+        return 1.0
+    if not YEAR.search(quote) and doc_years and any(doc_years[0] <= y <= doc_years[1] for y in years):
+        return 0.5
+    return 0.0
+
+
+def _coverage(weights: list[tuple[frozenset[str], float]], tokens: frozenset[str] | set[str]) -> float:
+    total = sum(w for _, w in weights)
+    return sum(w for g, w in weights if g & tokens) / total if total else 0.0
+
+
 def score_candidates(
-    groups: list[frozenset[str]],
+    plan: QueryPlan,
     retrieved: list[NodeWithScore],
     idf: IdfTable,
-    wants_number: bool,
-    years: list[int],
-    names: list[str] = (),
-    figure: re.Pattern | None = None,
+    doc_years: dict[str, tuple[int, int] | None],
+    name_tokens: list[str] = (),
+    span_similarity: Callable[[str, int], np.ndarray | None] | None = None,
 ) -> list[Candidate]:
-    """Every sentence/row of the retrieved passages, scored and sorted best first.
+    """Every sentence/row of the retrieved passages with its features, sorted by the prior, best first.
 
-    ``groups`` are the question's words, each a set of equivalent tokens (stems, translations).
-    """
-    weights = list(zip(groups, group_weights(groups, idf, names)))
+    ``span_similarity(passage id, span count)``: the query's cosine similarity to each span of the
+    passage (the index's span vectors), or None when the index has none for it."""
+    weights = list(zip(plan.terms, group_weights(plan.terms, idf, name_tokens)))
     total = sum(w for _, w in weights) or 1.0
-    all_tokens = {t for g in groups for t in g}
+    context_weights = list(zip(plan.context_terms, group_weights(plan.context_terms, idf)))
+    all_tokens = {t for g in plan.terms for t in g}
     top = max((r.score for r in retrieved), default=1.0) or 1.0
+    question_lang = "sv" if plan.swedish else "en"
     out: list[Candidate] = []
     for rank, hit in enumerate(retrieved):
         node = hit.node
-        lang = node.metadata.get("language", "en")
-        context_tokens = token_set(table_context(node), lang)
+        md = node.metadata
+        lang = md.get("language", "en")
+        context = table_context(node)
+        context_tokens = token_set(context, lang)
         passage_tokens = token_set(node.text, lang)
-        previous: set[str] = set()
-        for quote, is_row in split_spans(node):
+        previous: frozenset[str] = frozenset()
+        spans = split_spans(node)
+        extremes = extreme_rows(spans, plan.extreme)
+        dense = span_similarity(node.node_id, len(spans)) if span_similarity else None
+        for i, (quote, is_row) in enumerate(spans):
             own = token_set(quote, lang)
             if is_row:  # a row means what its table's title and header say
                 own |= context_tokens
             around = own | context_tokens
             own_cov = sum(w for g, w in weights if g & own) / total
-            cov = sum(w if g & own else (0.6 * w if g & (around | previous) else
-                                         (0.3 * w if g & passage_tokens else 0.0))
+            cov = sum(w if g & own else (PRIOR.around * w if g & (around | previous) else
+                                         (PRIOR.passage_only * w if g & passage_tokens else 0.0))
                       for g, w in weights) / total
             previous = own  # "the Office" in this sentence is the one the previous sentence names
-            cand = Candidate(node, rank, hit.score, quote, is_row, coverage=cov, own_coverage=own_cov)
-            score = 0.55 * cov + 0.25 * own_cov + 0.2 * max(hit.score, 0) / top
-            if is_row and column_matches(quote, node.metadata.get("table_header"), all_tokens, lang):
-                score += 0.12  # the question names the column this row has a value in
-            if wants_number:
-                score += 0.08 if cand.has_number else -0.08
-            if figure is not None and figure.search(quote):
-                score += 0.15  # the kind of figure asked for: "384 staff" for "how many staff"
-            if years and any(str(y) in quote for y in years):
-                score += 0.05
+            cand = Candidate(node, rank, hit.score, quote, is_row)
+            column = is_row and column_matches(quote, md.get("table_header"), all_tokens, lang)
+            figure = plan.figure is not None and bool(plan.figure.search(quote))
+            year_in_quote = bool(plan.years) and any(str(y) in quote for y in plan.years)
+            prior = PRIOR.coverage * cov + PRIOR.own_coverage * own_cov + PRIOR.passage * max(hit.score, 0) / top
+            prior += PRIOR.column * column + PRIOR.figure * figure + PRIOR.year * year_in_quote
+            if plan.wants_number:
+                prior += PRIOR.number if cand.has_number else -PRIOR.number
             if len(quote) < 25 and not is_row:
-                score -= 0.1
-            cand.score = score
+                prior -= PRIOR.short
+            local_text = (quote + " " + context).lower()
+            named = [mentions(n, local_text) for n in plan.names]
+            support = year_support(quote, context, plan.years, doc_years.get(md["document_id"]), is_row)
+            cand.features = {
+                "prior": prior,
+                "cov": cov,
+                "own_cov": own_cov,
+                "context_cov": _coverage(context_weights, around | passage_tokens) if context_weights else 1.0,
+                "passage": max(hit.score, 0) / top,
+                "recip_rank": 1.0 / (rank + 1),
+                "is_row": float(is_row),
+                "column": float(column),
+                "number": float(plan.wants_number and cand.has_number),
+                "no_number": float(plan.wants_number and not cand.has_number),
+                "figure": float(figure),
+                "money": float(plan.figure is not None and bool(MONEY.search(quote))),
+                "year_in_quote": float(year_in_quote),
+                "year_support": support,
+                "year_elsewhere": float(bool(plan.years) and support == 0.0),
+                "names": sum(named) / len(named) if named else 1.0,
+                "names_missing": float(not all(named)),
+                "routed": float(md["document_id"] in plan.documents),
+                "same_language": float(lang == question_lang),
+                "short": float(len(quote) < 25 and not is_row),
+                "log_len": math.log1p(len(quote)) / 6.0,
+                "first_span": float(i == 0),
+                "extreme_row": float(quote in extremes),
+                "dense": float(dense[i]) if dense is not None else 0.0,
+            }
+            cand.score = prior
             out.append(cand)
     out.sort(key=lambda c: -c.score)
     return out

@@ -30,7 +30,8 @@ from pathlib import Path
 
 from llama_index.core.schema import NodeWithScore
 
-from assistant.answering import NUMBER_QUESTION, ExtractiveAnswerer
+from assistant.answering import ExtractiveAnswerer
+from assistant.query import NUMBER_QUESTION
 from assistant.query import QueryPlan
 from assistant.records import Answer, Citation
 from assistant.settings import Settings

@@ -2,12 +2,16 @@
 
 Layout under ``index_dir``::
 
-    builds/<stamp>/{manifest.json, passages.jsonl, vectors.faiss, bm25/}
+    builds/<stamp>/{manifest.json, passages.jsonl, vectors.faiss, bm25/, spans.npy, spans.json}
     current -> builds/<stamp>        (a symlink, replaced atomically)
 
 A build is written into its own directory and published by swapping the ``current`` link
 with ``os.replace``: a crash or a bad document never leaves a half-written index, and a
 running server keeps serving the build it loaded until it reloads.
+
+``spans.npy`` holds one dense vector per sentence and table row of every passage (in
+``evidence.split_spans`` order; ``spans.json`` maps a passage id to its first row and span count),
+so the answerer can compare the question with each candidate span, not just its passage.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from llama_index.core.schema import TextNode
 
 from assistant.catalog import load_catalog
 from assistant.chunking import CHUNKER_VERSION, chunk_document
+from assistant.evidence import span_embed_text, split_spans
 from assistant.lexical import index_tokens
 from assistant.loaders import SUPPORTED_SUFFIXES, LoadError, load_text
 from assistant.records import DocumentInfo
@@ -37,6 +42,8 @@ from assistant.settings import Settings
 log = logging.getLogger(__name__)
 CURRENT = "current"
 KEEP_BUILDS = 2
+INDEX_FORMAT = 2
+"""Bumped when the build's files change; an index of another format is refused (re-index)."""
 
 
 class IndexUnavailable(Exception):
@@ -48,6 +55,8 @@ class BuildReport:
     passages: int = 0
     documents: int = 0
     embedded: int = 0
+    """Passages embedded (not found in the cache)."""
+    spans_embedded: int = 0
     seconds: float = 0.0
     path: Path | None = None
     errors: list[str] = field(default_factory=list)
@@ -64,10 +73,20 @@ class LoadedIndex:
     faiss_index: faiss.Index
     bm25: bm25s.BM25
     documents: list[DocumentInfo]
+    span_vectors: np.ndarray
+    span_rows: dict[str, tuple[int, int]]
+    """Passage id -> (first row in ``span_vectors``, number of spans)."""
 
     def __post_init__(self) -> None:
         self.row_of = {n.node_id: i for i, n in enumerate(self.nodes)}
         self.doc_of = {d.id: d for d in self.documents}
+
+    def span_similarity(self, query_vector: np.ndarray):
+        """``f(passage id, span count)`` -> cosine similarity of the query to each span of the passage."""
+        def similarity(passage_id: str, count: int) -> np.ndarray | None:
+            start, n = self.span_rows.get(passage_id, (0, -1))
+            return self.span_vectors[start:start + n] @ query_vector if n == count else None
+        return similarity
 
 
 def embed_text(node: TextNode) -> str:
@@ -120,6 +139,7 @@ def is_stale(settings: Settings) -> bool:
     docs = load_catalog(settings.corpus_dir, SUPPORTED_SUFFIXES)
     return (
         manifest.get("chunker_version") != CHUNKER_VERSION
+        or manifest.get("index_format") != INDEX_FORMAT
         or manifest.get("embedding_name") != settings.embedding_model
         or manifest.get("chunk_tokens") != settings.chunk_tokens
         or manifest.get("documents") != corpus_fingerprint(settings, docs)
@@ -155,7 +175,18 @@ def build_index(settings: Settings, progress: Callable[[int, int], None] | None 
         [embed_text(n) for n in nodes], progress=(lambda k: progress(k, len(nodes))) if progress else None
     )
     report.embedded = embedder.misses - before
+    span_texts: list[str] = []
+    span_rows: dict[str, tuple[int, int]] = {}
+    for n in nodes:
+        spans = split_spans(n)
+        span_rows[n.node_id] = (len(span_texts), len(spans))
+        span_texts += [span_embed_text(n, q, is_row) for q, is_row in spans]
+    span_vectors = embedder.embed_passages(
+        span_texts, progress=(lambda k: progress(k, len(nodes) + len(span_texts))) if progress else None
+    )
+    report.spans_embedded = embedder.misses - before - report.embedded
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    spans = (np.ascontiguousarray(span_vectors, dtype=np.float32), span_rows)
 
     settings.index_dir.mkdir(parents=True, exist_ok=True)
     builds = settings.index_dir / "builds"
@@ -164,7 +195,7 @@ def build_index(settings: Settings, progress: Callable[[int, int], None] | None 
     tmp = builds / f".tmp-{stamp}"
     tmp.mkdir()
     try:
-        _write_build(tmp, settings, indexed_docs, docs, nodes, vectors, t0)
+        _write_build(tmp, settings, indexed_docs, docs, nodes, vectors, spans, t0)
         final = builds / stamp
         os.replace(tmp, final)
         _publish(settings.index_dir, final)
@@ -178,7 +209,10 @@ def build_index(settings: Settings, progress: Callable[[int, int], None] | None 
 
 
 def _write_build(path: Path, settings: Settings, indexed: list[DocumentInfo], catalog: list[DocumentInfo],
-                 nodes: list[TextNode], vectors: np.ndarray, t0: float) -> None:
+                 nodes: list[TextNode], vectors: np.ndarray,
+                 spans: tuple[np.ndarray, dict[str, tuple[int, int]]], t0: float) -> None:
+    np.save(path / "spans.npy", spans[0])
+    (path / "spans.json").write_text(json.dumps(spans[1]))
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(vectors)
     faiss.write_index(index, str(path / "vectors.faiss"))
@@ -196,6 +230,8 @@ def _write_build(path: Path, settings: Settings, indexed: list[DocumentInfo], ca
         "embedding_model": model.model_id,
         "dims": int(vectors.shape[1]),
         "chunker_version": CHUNKER_VERSION,
+        "index_format": INDEX_FORMAT,
+        "span_count": int(spans[0].shape[0]),
         "chunk_tokens": settings.chunk_tokens,
         "documents": corpus_fingerprint(settings, catalog),
         "indexed_documents": [d.model_dump() for d in indexed],
@@ -237,6 +273,11 @@ def load_index(settings: Settings) -> LoadedIndex:
             f"the index was built by chunker version {manifest.get('chunker_version')}, this is version "
             f"{CHUNKER_VERSION}: re-index with `assistant index`"
         )
+    if manifest.get("index_format") != INDEX_FORMAT:
+        raise IndexUnavailable(
+            f"the index has format {manifest.get('index_format', 1)}, this code reads format {INDEX_FORMAT}: "
+            "re-index with `assistant index`"
+        )
     nodes = []
     with open(path / "passages.jsonl", encoding="utf-8") as f:
         for line in f:
@@ -246,7 +287,11 @@ def load_index(settings: Settings) -> LoadedIndex:
         raise IndexUnavailable(f"{path} is inconsistent (vectors vs passages): re-index with `assistant index`")
     bm25 = bm25s.BM25.load(str(path / "bm25"))
     docs = [DocumentInfo(**d) for d in manifest["indexed_documents"]]
-    return LoadedIndex(path, manifest, nodes, index, bm25, docs)
+    span_vectors = np.load(path / "spans.npy")
+    span_rows = {k: tuple(v) for k, v in json.loads((path / "spans.json").read_text()).items()}
+    if span_vectors.shape[0] != manifest["span_count"]:
+        raise IndexUnavailable(f"{path} is inconsistent (span vectors): re-index with `assistant index`")
+    return LoadedIndex(path, manifest, nodes, index, bm25, docs, span_vectors, span_rows)
 
 
 def build_index_cli(settings: Settings, if_stale: bool = False) -> int:
@@ -273,6 +318,7 @@ def build_index_cli(settings: Settings, if_stale: bool = False) -> int:
         console.print(f"[red]error:[/red] {err}")
     print(
         f"indexed {report.passages} passages from {report.documents} documents "
-        f"({report.embedded} embedded, the rest cached) in {report.seconds:.1f} s -> {report.path}"
+        f"({report.embedded} embedded, the rest cached; {report.spans_embedded} sentence/row vectors embedded) "
+        f"in {report.seconds:.1f} s -> {report.path}"
     )
     return 1 if report.errors else 0

@@ -6,21 +6,78 @@ a ``QueryPlan`` the retriever can act on.
 
 from __future__ import annotations
 
+import importlib.resources
 import re
+import tomllib
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
+from assistant.conversation import resolve
 from assistant.lexical import STOPWORDS, gloss_english, gloss_swedish, looks_swedish, query_tokens, stem, words
 from assistant.records import DocumentInfo, Turn
+from assistant.text import YEAR
 
-YEAR = re.compile(r"\b(19[89]\d|20[0-4]\d)\b")
-NOT_YEAR = re.compile(r"\b(?:not|excluding|except|other than|inte)\s+(?:in\s+)?(19[89]\d|20[0-4]\d)\b", re.I)
-FOLLOW_UP = re.compile(
-    r"^\s*(?:and|what about|how about|och|vad gäller|same for|and for|and in|what of)\b|^\s*(?:in|for)\s+(?:19|20)\d\d\s*\??\s*$",
+NOT_YEAR = re.compile(rf"\b(?:not|excluding|except|other than|inte)\s+(?:in\s+)?{YEAR.pattern}", re.I)
+
+NUMBER_QUESTION = re.compile(
+    r"\b(how (much|many|large|big)|what (amount|share|percentage|proportion|number|figure|sum|total)|"
+    r"budget|funding|fund|contribut\w*|gave|give|spent|cost|revenue|income|expenditure|rank\w*|"
+    r"hur (mycket|många|stor)|belopp|miljoner|procent)\b",
     re.I,
 )
+HOW_MANY = re.compile(r"\b(?:how many|number of|hur många|antal(?:et)?)\s+(?:\w+\s+){0,2}?([a-zåäö]{3,})", re.I)
+HOW_MUCH = re.compile(r"\b(?:how much|what amount|hur mycket|vilket belopp)\b", re.I)
+MONEY = re.compile(r"(?:USD|SEK|DKK|CHF|EUR|US\$|\$)\s?\d|\d[\d ,.]*\s?(?:million|billion|miljoner|miljarder|kronor)", re.I)
+
+
+MOST = re.compile(r"\b(largest|biggest|highest|most|greatest|top|main|leading|största|högsta|mest|flest)\b", re.I)
+LEAST = re.compile(r"\b(smallest|lowest|least|fewest|minsta|lägsta|minst|färst)\b", re.I)
+
+
+def superlative(question: str) -> str | None:
+    """``max`` or ``min`` when the question asks for the largest or smallest item."""
+    return "max" if MOST.search(question) else ("min" if LEAST.search(question) else None)
+
+
+def figure_pattern(question: str) -> re.Pattern | None:
+    """What the asked-for figure looks like in a sentence: a count of the asked-for noun, or money."""
+    m = HOW_MANY.search(question)
+    if m:
+        noun = re.escape(m.group(1).lower()[:max(3, len(m.group(1)) - 2)])
+        return re.compile(rf"\d[\d,. ]*\s+(?:[\w-]+\s+){{0,2}}{noun}", re.I)
+    return MONEY if HOW_MUCH.search(question) else None
+
+
+@lru_cache(maxsize=1)
+def _names_data() -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
+    data = tomllib.loads(importlib.resources.files("assistant.data").joinpath("names.toml").read_text(encoding="utf-8"))
+    aliases = {k: tuple(v) for k, v in data.get("aliases", {}).items()}
+    return aliases, frozenset(data.get("generic", {}).get("words", []))
+
+
+def named_terms(question: str) -> list[str]:
+    """Names in the question (capitalised words but the first, codes like RT0782), lower-cased."""
+    generic = _names_data()[1]
+    names = []
+    for m in re.finditer(r"\b[A-ZÅÄÖ][\wåäöÅÄÖ'’:-]+|\b[A-Z]{2}\d{3,}\b", question):
+        w = re.sub(r"['’]s?$", "", m.group(0)).lower()
+        if m.start() == 0 or w in generic or len(w) < 3:
+            continue
+        names.append(w)
+    return names
+
+
+def name_forms(name: str) -> tuple[str, ...]:
+    """What a passage may say for ``name`` (``names.toml``), else the name minus an ending."""
+    return _names_data()[0].get(name, (name[:-1] if len(name) > 5 else name,))
+
+
+def mentions(name: str, text: str) -> bool:
+    return any(form in text for form in name_forms(name))
+
 
 # Phrases that point at a document kind or publisher, beyond each document's own aliases.
 DOC_HINTS = {
@@ -48,6 +105,22 @@ class QueryPlan:
     terms: list[frozenset[str]] = field(default_factory=list)
     """One set of equivalent index tokens per content word of the question (stems in both languages
     and glosses): evidence "has" the word when it has any token of its set."""
+    context: str = ""
+    """For a follow-up that asks something new: the previous turn's subject (``conversation``)."""
+    context_terms: list[frozenset[str]] = field(default_factory=list)
+    """Term groups of ``context`` that the question itself lacks; they weigh less."""
+    wants_number: bool = False
+    figure: re.Pattern | None = None
+    """What the asked-for figure looks like, when the question says ("how many staff", "how much")."""
+    names: list[str] = field(default_factory=list)
+    """Names the evidence must be about (question, then context), lower-cased."""
+    extreme: str | None = None
+    """``max``/``min``: the question asks for the largest/smallest item (of a table)."""
+
+    @property
+    def search_text(self) -> str:
+        """What is embedded for dense retrieval."""
+        return f"{self.question} {self.context}".strip()
 
 
 def term_groups(text: str) -> list[frozenset[str]]:
@@ -59,34 +132,6 @@ def term_groups(text: str) -> list[frozenset[str]]:
         group |= {stem(g) for g in gloss_swedish([w])} | {stem(g, "sv") for g in gloss_english([w])}
         groups.setdefault(stem(w), frozenset(group))
     return list(groups.values())
-
-
-def rewrite_follow_up(question: str, history: list[Turn] | None) -> str:
-    """Make "and in 2019?" or "what about Sweden?" a standalone question using the last user turn."""
-    if not history:
-        return question
-    previous = next((t.content for t in reversed(history) if t.role == "user"), None)
-    if not previous:
-        return question
-    content = [w for w in words(question) if w not in STOPWORDS and w not in {"about", "och", "same"}]
-    if not FOLLOW_UP.search(question) and len(content) > 3:
-        return question
-    rewritten = previous
-    new_years = YEAR.findall(question)
-    if new_years:
-        old_years = YEAR.findall(previous)
-        if old_years:
-            rewritten = re.sub(old_years[-1], new_years[-1], rewritten)
-        else:
-            rewritten = f"{rewritten.rstrip(' ?')} in {new_years[-1]}?"
-    rest = [w for w in re.findall(r"[A-ZÅÄÖ][\wåäö'-]+", question) if w.lower() not in STOPWORDS | {"and", "what", "how", "och"}]
-    if rest:
-        names_before = re.findall(r"\b(Denmark|Sweden|Norway|Danish|Swedish|Korea|IOM)\b", rewritten)
-        if names_before:
-            rewritten = rewritten.replace(names_before[0], rest[0], 1)
-        else:
-            rewritten = f"{rewritten.rstrip(' ?')} ({' '.join(rest)})?"
-    return rewritten
 
 
 def correct_typos(ws: list[str], vocabulary: set[str], choices: list[str]) -> dict[str, str]:
@@ -127,20 +172,36 @@ def _covers(doc: DocumentInfo, years: list[int]) -> bool:
 
 def plan_query(question: str, documents: list[DocumentInfo], vocabulary: set[str], choices: list[str],
                history: list[Turn] | None = None) -> QueryPlan:
-    text = rewrite_follow_up(question, history)
+    resolved = resolve(question, history)
+    text, context = resolved.question, resolved.context
     excluded = [int(y) for y in NOT_YEAR.findall(text)]
     years = [int(y) for y in YEAR.findall(text) if int(y) not in excluded]
+    if not years and context:
+        years = [int(y) for y in YEAR.findall(context)]
     fixes = correct_typos(words(text), vocabulary, choices)
     fixed = text
     for wrong, right in fixes.items():
         fixed = re.sub(rf"\b{re.escape(wrong)}\b", right, fixed, flags=re.I)
+    terms = term_groups(fixed)
+    own = {t for g in terms for t in g}
+    context_terms = [g for g in term_groups(context) if not g & own] if context else []
+    tokens = query_tokens(fixed)
+    if context:
+        tokens += [t for t in query_tokens(context) if t not in tokens]
+    names = named_terms(text) or named_terms(context)
     return QueryPlan(
         question=text,
-        tokens=query_tokens(fixed),
+        tokens=tokens,
         years=years,
         excluded_years=excluded,
-        documents=route_documents(text, documents),
+        documents=route_documents(text, documents) or (route_documents(context, documents) if context else []),
         swedish=looks_swedish(text),
         corrections=fixes,
-        terms=term_groups(fixed),
+        terms=terms,
+        context=context,
+        context_terms=context_terms,
+        wants_number=bool(NUMBER_QUESTION.search(text)),
+        figure=figure_pattern(text),
+        names=names,
+        extreme=superlative(text),
     )

@@ -15,8 +15,9 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 
 from assistant.indexing import LoadedIndex
 from assistant.lexical import words
-from assistant.query import YEAR, QueryPlan, plan_query
+from assistant.query import QueryPlan, plan_query
 from assistant.records import Filters, Turn
+from assistant.text import YEAR
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,12 @@ class HybridRetriever(BaseRetriever):
             return np.zeros(len(self.index.nodes), dtype=np.float32)
         return np.asarray(self.index.bm25.get_scores(tokens), dtype=np.float32)
 
+    def query_vector(self, plan: QueryPlan) -> np.ndarray:
+        """The question's unit vector (the embedder remembers recent ones)."""
+        return np.asarray(self.embedder.embed_query(plan.search_text), dtype=np.float32)
+
     def dense_scores(self, plan: QueryPlan) -> np.ndarray:
-        vec = np.asarray(self.embedder.embed_query(plan.question), dtype=np.float32).reshape(1, -1)
+        vec = self.query_vector(plan).reshape(1, -1)
         n = self.index.faiss_index.ntotal
         sims, rows = self.index.faiss_index.search(vec, n)
         out = np.zeros(n, dtype=np.float32)

@@ -19,6 +19,7 @@ from llama_index.core.schema import NodeWithScore
 from assistant.answering import AnswerPolicy, ExtractiveAnswerer, to_passage_out
 from assistant.evidence import IdfTable
 from assistant.indexing import LoadedIndex, lexical_tokens, load_index
+from assistant.ranker import Ranker
 from assistant.records import Answer, DocumentInfo, Feedback, Filters, PassageOut, Turn
 from assistant.retrieval import HybridRetriever
 from assistant.settings import Settings
@@ -54,8 +55,11 @@ class _State:
 
 
 class AssistantService:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, ranker: Ranker | None = None):
+        """``ranker``: the evidence ranker to use instead of ``settings.ranker_path`` (training passes
+        the untrained ``Ranker.prior()``)."""
         self.settings = settings
+        self._ranker = ranker
         self._state: _State | None = None
         self._reload_lock = threading.Lock()
         self._feedback_lock = threading.Lock()
@@ -78,14 +82,15 @@ class AssistantService:
             embedder = CachedEmbedder(get_embedding(self.settings.embedding_model), self.settings.embedding_cache_dir)
             retriever = HybridRetriever(index, embedder, top_k=self.settings.top_k)
             idf = IdfTable([lexical_tokens(n) for n in index.nodes])
-            answerer = self._make_answerer(idf, index.documents)
+            answerer = self._make_answerer(idf, index, lambda plan: index.span_similarity(retriever.query_vector(plan)))
             retriever.dense_scores(retriever.plan("warm up"))  # load the model now, not on the first question
             self._state = _State(index, retriever, answerer)
             log.info("loaded index %s: %d passages in %.1f s", index.path.name, len(index.nodes), time.perf_counter() - t0)
 
-    def _make_answerer(self, idf: IdfTable, documents: list[DocumentInfo]):
+    def _make_answerer(self, idf: IdfTable, index: LoadedIndex, span_similarity):
         policy = AnswerPolicy(threshold=self.settings.answer_threshold)
-        extractive = ExtractiveAnswerer(idf, documents, policy)
+        extractive = ExtractiveAnswerer(idf, index.documents, self._ranker or Ranker.load(self.settings.ranker_path),
+                                        policy, span_similarity)
         if self.settings.answerer == "extractive":
             return extractive
         from assistant.generative import GenerativeAnswerer
@@ -118,9 +123,11 @@ class AssistantService:
         }
         return answer
 
-    def search(self, query: str, top_k: int = 5, filters: Filters | None = None) -> list[PassageOut]:
+    def search(self, query: str, top_k: int = 5, filters: Filters | None = None,
+               history: list[Turn] | None = None) -> list[PassageOut]:
         state = self._current()
-        return [to_passage_out(h) for h in state.retriever.search(state.retriever.plan(query), top_k, filters)]
+        plan = state.retriever.plan(query, history)
+        return [to_passage_out(h) for h in state.retriever.search(plan, top_k, filters)]
 
     # -- catalog -----------------------------------------------------------------------------
     def documents(self) -> list[DocumentSummary]:

@@ -29,8 +29,11 @@ class Settings(BaseSettings):
     chunk_overlap_tokens: int = 32
 
     top_k: int = 5
-    answer_threshold: float = 0.6
-    """Confidence below which the answerer refuses instead of answering."""
+    answer_threshold: float | None = None
+    """Probability the best evidence needs for an answer (below it the answerer refuses); unset: the
+    evidence ranker's own threshold, chosen by cross-validation when it was trained."""
+    ranker_path: Path | None = None
+    """The evidence ranker's model file; unset: the one shipped in ``assistant/data/ranker.json``."""
 
     answerer: str = "extractive"
     """``extractive`` (default, no LLM), ``openai`` (any OpenAI-compatible endpoint) or ``llamacpp``."""

@@ -34,6 +34,20 @@ def test_build_load_and_search(tiny):
     assert index.manifest["chunker_version"] and index.manifest["dims"] == 384
 
 
+def test_every_sentence_and_row_has_its_own_vector(tiny):
+    from assistant.evidence import split_spans
+
+    build_index(tiny)
+    index = load_index(tiny)
+    assert index.span_vectors.shape == (sum(len(split_spans(n)) for n in index.nodes), 384)
+    for node in index.nodes:
+        start, count = index.span_rows[node.node_id]
+        assert count == len(split_spans(node))
+    query = index.span_vectors[0]
+    similarity = index.span_similarity(query)(index.nodes[0].node_id, index.span_rows[index.nodes[0].node_id][1])
+    assert abs(similarity[0] - 1.0) < 1e-3, "a span is most similar to itself"
+
+
 def test_bad_documents_are_reported_and_the_rest_indexed(tiny, capsys):
     corpus = tiny.corpus_dir
     (corpus / "binary.txt").write_bytes(b"\x00\x01\x02 not text")

@@ -3,14 +3,19 @@
 For every case, the real service plans and retrieves as it would to answer, and every sentence
 and table row of the retrieved passages becomes one example: its ``evidence.FEATURES`` and a label,
 1 when the span is the case's evidence (it contains an evidence string, or lies inside one) or
-states every ``must_include`` group, 0 otherwise, and always 0 for an unanswerable case. A
-logistic regression (scikit-learn, L2) is fitted on standardised features.
+states every ``must_include`` group, 0 otherwise, and always 0 for an unanswerable case.
 
-The refusal threshold is chosen on out-of-fold predictions (grouped 5-fold cross-validation, so
-no question is scored by a model that saw it): per question, the best span by its out-of-fold
-probability is *right* when its label is 1; the threshold minimises false refusals plus
-``WRONG_COST`` times wrong answers (a confident wrong figure is the worst failure). The
-held-out split is refused as training data.
+- **Ranking**: a logistic regression (scikit-learn, L2, no intercept) on pairs of one question,
+  the difference of an evidence span's standardised features and another span's: a linear score
+  that puts evidence above the spans beside it.
+- **Answerability**: a logistic regression on one row per question, the best span's features,
+  its ranking score and its margin over the runner-up (``ranker.ANSWER_FEATURES``), labelled 1
+  when that span is evidence. Its rows come from out-of-fold ranking scores (grouped 5-fold
+  cross-validation), so it learns from scores like those of questions the ranker never saw.
+- **Threshold**: chosen on out-of-fold answerability probabilities; it minimises false refusals
+  plus ``WRONG_COST`` times wrong answers (a confident wrong figure is the worst failure).
+
+The held-out split is refused as training data.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import numpy as np
 from assistant.evals.cases import EvalCase
 from assistant.evals.metrics import norm
 from assistant.evidence import FEATURES, Candidate
-from assistant.ranker import Ranker
+from assistant.ranker import ANSWER_FEATURES, LinearModel, Ranker
 
 WRONG_COST = 3.0
 HELDOUT_NAME = "heldout"
@@ -72,30 +77,60 @@ def collect(service, cases: Sequence[EvalCase], top_k: int) -> Examples:
                     np.array([not c.unanswerable for c in cases]))
 
 
-def _fit(x: np.ndarray, y: np.ndarray, c: float):
-    from sklearn.linear_model import LogisticRegression
-
+def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
-    model = LogisticRegression(C=c, max_iter=2000).fit((x - mean) / scale, y)
-    return model, mean, scale
+    return mean, scale
 
 
-def _outcomes(prob: np.ndarray, ex: Examples) -> list[tuple[float, bool, bool]]:
-    """Per case: (best probability, its span is right, the case is answerable)."""
-    out = []
+def _logistic(x: np.ndarray, y: np.ndarray, c: float, intercept: bool = True):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=c, max_iter=5000, fit_intercept=intercept).fit(x, y)
+
+
+MAX_NEGATIVES = 40
+
+
+def fit_ranking(x: np.ndarray, y: np.ndarray, group: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(weights, mean, scale) of the pairwise ranking model."""
+    mean, scale = _standardise(x)
+    z = (x - mean) / scale
+    rng = np.random.default_rng(0)
+    diffs = []
+    for g in np.unique(group):
+        rows = np.flatnonzero(group == g)
+        pos, neg = rows[y[rows] == 1], rows[y[rows] == 0]
+        if len(pos) == 0 or len(neg) == 0:
+            continue
+        if len(neg) > MAX_NEGATIVES:
+            neg = rng.choice(neg, MAX_NEGATIVES, replace=False)
+        for p in pos:
+            diffs.append(z[p] - z[neg])
+    d = np.vstack(diffs)
+    model = _logistic(np.vstack([d, -d]), np.r_[np.ones(len(d)), np.zeros(len(d))], c, intercept=False)
+    return model.coef_[0], mean, scale
+
+
+def question_rows(score: np.ndarray, ex: Examples) -> tuple[np.ndarray, np.ndarray]:
+    """Per case: the answerability features of its best span, and whether that span is evidence."""
+    feats, right = [], []
     for i in range(len(ex.answerable)):
         rows = np.flatnonzero(ex.group == i)
         if len(rows) == 0:
-            out.append((0.0, False, bool(ex.answerable[i])))
+            feats.append(np.r_[np.zeros(len(FEATURES)), -10.0, 0.0])
+            right.append(0)
             continue
-        best = rows[np.argmax(prob[rows])]
-        out.append((float(prob[best]), bool(ex.y[best]), bool(ex.answerable[i])))
-    return out
+        order = rows[np.argsort(-score[rows])]
+        margin = score[order[0]] - score[order[1]] if len(order) > 1 else 0.0
+        feats.append(np.r_[ex.x[order[0]], score[order[0]], margin])
+        right.append(int(ex.y[order[0]]))
+    return np.array(feats), np.array(right)
 
 
 def operating_point(outcomes: list[tuple[float, bool, bool]]) -> tuple[float, dict]:
-    """The threshold that minimises false refusals + WRONG_COST x wrong answers, and its figures."""
+    """The threshold that minimises false refusals + WRONG_COST x wrong answers, and its figures.
+    ``outcomes``: per case (probability, the best span is evidence, the case is answerable)."""
     n_ans = sum(a for _, _, a in outcomes) or 1
     best = None
     for t in sorted({round(p, 3) for p, _, _ in outcomes} | {0.5}):
@@ -112,23 +147,36 @@ def operating_point(outcomes: list[tuple[float, bool, bool]]) -> tuple[float, di
     return best[1], best[2]
 
 
+def _named(values, names) -> dict[str, float]:
+    return {f: round(float(v), 5) for f, v in zip(names, values)}
+
+
 def train(ex: Examples, folds: int = 5, c: float = 1.0, sets: Sequence[str] = ()) -> Ranker:
-    from sklearn.model_selection import GroupKFold
+    from sklearn.model_selection import GroupKFold, StratifiedKFold
 
     if ex.y.sum() == 0:
         raise TrainingError("no positive example: do the cases' evidence strings match retrieved spans?")
-    oof = np.zeros(len(ex.y))
+    oof_score = np.zeros(len(ex.y))
     for train_rows, test_rows in GroupKFold(n_splits=folds).split(ex.x, ex.y, ex.group):
-        model, mean, scale = _fit(ex.x[train_rows], ex.y[train_rows], c)
-        oof[test_rows] = model.predict_proba((ex.x[test_rows] - mean) / scale)[:, 1]
-    threshold, cv = operating_point(_outcomes(oof, ex))
-    model, mean, scale = _fit(ex.x, ex.y, c)
+        w, mean, scale = fit_ranking(ex.x[train_rows], ex.y[train_rows], ex.group[train_rows], c)
+        oof_score[test_rows] = ((ex.x[test_rows] - mean) / scale) @ w
+    qx, qy = question_rows(oof_score, ex)
+    q_mean, q_scale = _standardise(qx)
+    qz = (qx - q_mean) / q_scale
+    oof_p = np.zeros(len(qy))
+    for train_rows, test_rows in StratifiedKFold(n_splits=folds, shuffle=True, random_state=0).split(qz, qy):
+        oof_p[test_rows] = _logistic(qz[train_rows], qy[train_rows], c).predict_proba(qz[test_rows])[:, 1]
+    threshold, cv = operating_point([(float(p), bool(r), bool(a)) for p, r, a in zip(oof_p, qy, ex.answerable)])
+    cv["top_span_is_evidence"] = round(float(qy[ex.answerable].mean()), 4)
+
+    w, mean, scale = fit_ranking(ex.x, ex.y, ex.group, c)
+    answer_model = _logistic(qz, qy, c)
     return Ranker(
-        weights={f: round(float(w), 5) for f, w in zip(FEATURES, model.coef_[0])},
-        bias=round(float(model.intercept_[0]), 5),
-        threshold=threshold,
-        mean={f: round(float(m), 5) for f, m in zip(FEATURES, mean)},
-        scale={f: round(float(s), 5) for f, s in zip(FEATURES, scale)},
+        ranking=LinearModel(_named(w, FEATURES), 0.0, _named(mean, FEATURES), _named(scale, FEATURES)),
+        answerability=LinearModel(_named(answer_model.coef_[0], ANSWER_FEATURES),
+                                  round(float(answer_model.intercept_[0]), 5),
+                                  _named(q_mean, ANSWER_FEATURES), _named(q_scale, ANSWER_FEATURES)),
+        threshold=round(threshold, 4),
         trained_on={"sets": list(sets), "cases": int(len(ex.answerable)), "answerable": int(ex.answerable.sum()),
                     "spans": int(len(ex.y)), "positive_spans": int(ex.y.sum()), "folds": folds, "C": c,
                     "wrong_cost": WRONG_COST, "cross_validated": cv},

@@ -1,0 +1,114 @@
+"""Follow-ups resolved against the conversation, without an LLM.
+
+A follow-up leans on the previous turn in one of two ways:
+
+- **the same question again, with something swapped**: "And in 2019?", "What about Sweden?",
+  "Och för Sverige?". It has no words of its own beyond the new year or name, so the previous
+  question is asked again with the year or the name replaced;
+- **a new question about the same subject**: "And where did Denmark rank?", "How much of that was
+  earmarked?", "What about the Sudan one?". It keeps its own words; the previous question's
+  subject (its words, names and years) and the lead of the previous answer come along as
+  *context*: they steer retrieval and weigh less than the question's own words in the answer.
+
+Only the last user question and the first claim of the last answer are read, capped, so a long
+history costs nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from assistant.lexical import STOPWORDS, words
+from assistant.records import Turn
+from assistant.text import YEAR
+
+MAX_CONTEXT_CHARS = 400
+"""What is read of the previous question and of the previous answer's lead, each."""
+
+FOLLOW_UP_OPENING = re.compile(
+    r"^\s*(?:and|but|also|what about|how about|what of|same for|och|men|också|samma|vad gäller|hur är det med)\b",
+    re.I,
+)
+# Words that point back at the previous turn's subject.
+ANAPHORS = frozenset(
+    """it its that those this these they them their there same one ones former latter above
+    det den dess dessa detta denna de dem deras där samma""".split()
+)
+CONNECTIVES = frozenset("and but also about what how och men också gäller".split())
+NAME = re.compile(r"\b[A-ZÅÄÖ][\wåäöÅÄÖ'’-]+")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    question: str
+    """The question to answer: the follow-up made standalone where it only swaps a year or a name."""
+    context: str = ""
+    """The previous turn's subject, for a follow-up that asks something new about it."""
+
+
+def _content(question: str) -> list[str]:
+    return [w for w in words(question) if w not in STOPWORDS and w not in CONNECTIVES and w not in ANAPHORS
+            and not w[0].isdigit()]
+
+
+def _names(text: str, first: bool = False) -> list[str]:
+    """Capitalised words (names, codes); a sentence's first word only with ``first`` and when it is
+    not a common word ("Sudan?" is a name, "What" is not)."""
+    out = []
+    for m in NAME.finditer(text):
+        before = text[: m.start()].rstrip()
+        opening = not before or before[-1] in ".?!"
+        word = m.group(0)
+        if opening and not (first and word.lower() not in STOPWORDS | CONNECTIVES | ANAPHORS):
+            continue
+        out.append(word)
+    return out
+
+
+def is_follow_up(question: str) -> bool:
+    ws = [w for w in words(question) if not w[0].isdigit()]
+    return bool(FOLLOW_UP_OPENING.search(question)) or any(w in ANAPHORS for w in ws) or len(_content(question)) <= 1
+
+
+def _lead(answer: str) -> str:
+    """The first claim of an answer: up to its first citation marker."""
+    m = re.search(r"\[\d+\]", answer)
+    return (answer[: m.start()] if m else answer)[:MAX_CONTEXT_CHARS]
+
+
+def _swap(previous: str, question: str) -> str:
+    """The previous question with the follow-up's years and names put in place of its own."""
+    out = previous
+    new_years = YEAR.findall(question)
+    if new_years:
+        old_years = YEAR.findall(out)
+        if old_years:
+            out = re.sub(rf"\b{old_years[-1]}\b", new_years[-1], out)
+        else:
+            out = f"{out.rstrip(' ?')} in {new_years[-1]}?"
+    lowered = {w.lower() for w in words(previous)}
+    new_names = [n for n in _names(question, first=True) if n.lower() not in lowered]
+    if new_names:
+        old = [n for n in _names(previous) if n.lower() not in {"iom"}]
+        if old:
+            out = re.sub(rf"\b{re.escape(old[-1])}\b", " ".join(new_names), out, count=1)
+        else:
+            out = f"{out.rstrip(' ?')} ({' '.join(new_names)})?"
+    return out
+
+
+def resolve(question: str, history: list[Turn] | None) -> Resolved:
+    if not history or not is_follow_up(question):
+        return Resolved(question)
+    users = [t.content for t in history if t.role == "user"]
+    if not users:
+        return Resolved(question)
+    previous = users[-1][:MAX_CONTEXT_CHARS]
+    last = history[-1]
+    answer_lead = _lead(last.content) if last.role == "assistant" else ""
+    names = {n.lower() for n in _names(question, first=True)}
+    if not [w for w in _content(question) if w not in names]:
+        return Resolved(_swap(previous, question))
+    context = YEAR.sub("", previous) if YEAR.search(question) else previous  # a follow-up's own year wins
+    return Resolved(question, f"{context} {answer_lead}".strip())

@@ -1,0 +1,39 @@
+"""Follow-ups resolved against the conversation: a swapped year or name, or a new question about
+the previous subject (which then travels as context, not as the question)."""
+
+from __future__ import annotations
+
+from assistant.conversation import is_follow_up, resolve
+from assistant.records import Turn
+
+PREVIOUS = [Turn(role="user", content="What did Denmark give IOM unearmarked in 2022?"),
+            Turn(role="assistant", content="**Unearmarked: USD 3,508,772** (Total Denmark), per Annex 2. [1]\n\nMore [2]")]
+
+
+def test_a_swapped_year_or_name_asks_the_previous_question_again():
+    assert resolve("And in 2021?", PREVIOUS).question == "What did Denmark give IOM unearmarked in 2021?"
+    assert resolve("What about Sweden?", PREVIOUS).question == "What did Sweden give IOM unearmarked in 2022?"
+    assert resolve("Och för Sverige?", PREVIOUS).question == "What did Sverige give IOM unearmarked in 2022?"
+
+
+def test_a_new_question_about_the_same_subject_keeps_its_own_words():
+    r = resolve("And where did Denmark rank?", PREVIOUS)
+    assert r.question == "And where did Denmark rank?"
+    assert "unearmarked in 2022" in r.context and "3,508,772" in r.context
+    assert "More" not in r.context, "only the lead of the previous answer is carried"
+    r = resolve("How much of that was earmarked in 2021?", PREVIOUS)
+    assert "2022" not in r.context, "the follow-up's own year wins"
+
+
+def test_standalone_questions_are_left_alone():
+    q = "Which organisations received the most money from Denmark in 2019?"
+    assert not is_follow_up(q)
+    assert resolve(q, PREVIOUS).question == q and resolve(q, PREVIOUS).context == ""
+    assert resolve("And in 2021?", None).question == "And in 2021?"
+
+
+def test_a_long_history_is_read_only_as_far_as_needed():
+    huge = [Turn(role="user", content="What did Denmark give IOM in 2022? " + "x " * 50_000),
+            Turn(role="assistant", content="y " * 50_000)]
+    r = resolve("and where did it rank?", huge)
+    assert len(r.context) <= 1000
