@@ -23,7 +23,7 @@ from assistant.lexical import index_tokens, sv_to_en, token_set, words
 from assistant.query import QueryPlan
 from assistant.ranker import Ranker
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
-from assistant.text import YEAR, format_number
+from assistant.text import FIGURE, YEAR, format_number
 
 VALUE = re.compile(r"[(\-–]?\s*[\d][\d\s,.]*\)?\s*%?|[-–]")  # a cell that is a figure, not a label
 COMPARISON = re.compile(r"\b(compare\w*|agree\w*|differ\w*|versus|vs\.?|both|jämför\w*|skillnad\w*|överens)\b", re.I)
@@ -35,7 +35,7 @@ class AnswerPolicy:
     """Probability the best span needs to be stated; None: the ranker's own (chosen by cross-validation)."""
     max_claims: int = 3
     """The lead and at most two supporting claims."""
-    support_margin: float = 1.0
+    support_margin: float = 2.0
     """A supporting claim's ranking score may be at most this far below the lead's."""
 
 
@@ -93,13 +93,10 @@ def describe_row(cand: Candidate, plan: QueryPlan) -> str | None:
 def lead_figure(sentence: str, plan: QueryPlan) -> str | None:
     """The number (with its unit) in a sentence nearest to the query's terms, to state first."""
     qtok = set(plan.tokens)
-    toks = list(re.finditer(r"(?:USD|SEK|DKK|CHF|EUR|US\$)?\s?\d[\d ,.]*(?:\s?(?:%|per cent|million|billion|miljoner|miljarder))?", sentence))
-    if not toks:
-        return None
     best, best_score = None, -1.0
-    for m in toks:
+    for m in FIGURE.finditer(sentence):
         value = m.group(0).strip(" ,.")
-        if re.fullmatch(r"(19|20)\d\d", value) or len(re.sub(r"\D", "", value)) == 0:
+        if YEAR.fullmatch(value):
             continue
         window = sentence[max(0, m.start() - 60): m.end() + 60]
         score = len(qtok & token_set(window, "en"))

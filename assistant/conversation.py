@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 
 from assistant.lexical import STOPWORDS, words
+from assistant.names import known_names
 from assistant.records import Turn
 from assistant.text import YEAR
 
@@ -36,7 +37,8 @@ ANAPHORS = frozenset(
     det den dess dessa detta denna de dem deras där samma""".split()
 )
 CONNECTIVES = frozenset("and but also about what how och men också gäller".split())
-NAME = re.compile(r"\b[A-ZÅÄÖ][\wåäöÅÄÖ'’-]+")
+NAME = re.compile(r"\b[A-ZÅÄÖ][\wåäöÅÄÖ'’-]+(?:\s+[A-ZÅÄÖ][\wåäöÅÄÖ'’-]+)*")
+"""A name: one or more capitalised words in a row ("United States", "P-4")."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,9 @@ def _swap(previous: str, question: str) -> str:
     new_names = [n for n in _names(question, first=True) if n.lower() not in lowered]
     if new_names:
         old = [n for n in _names(previous) if n.lower() not in {"iom"}]
+        known = [n for n in old if re.sub(r"['’]s$", "", n.lower()) in known_names()]
+        if known and new_names[0].lower() in known_names():
+            old = known  # "And for Sweden?" replaces the country, not another capitalised word
         if old:
             out = re.sub(rf"\b{re.escape(old[-1])}\b", " ".join(new_names), out, count=1)
         else:
@@ -107,8 +112,10 @@ def resolve(question: str, history: list[Turn] | None) -> Resolved:
     previous = users[-1][:MAX_CONTEXT_CHARS]
     last = history[-1]
     answer_lead = _lead(last.content) if last.role == "assistant" else ""
-    names = {n.lower() for n in _names(question, first=True)}
-    if not [w for w in _content(question) if w not in names]:
+    rest = question
+    for name in _names(question, first=True):
+        rest = rest.replace(name, " ")
+    if not _content(rest):
         return Resolved(_swap(previous, question))
     context = YEAR.sub("", previous) if YEAR.search(question) else previous  # a follow-up's own year wins
     return Resolved(question, f"{context} {answer_lead}".strip())

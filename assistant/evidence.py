@@ -22,7 +22,8 @@ from llama_index.core.schema import NodeWithScore, TextNode
 
 from assistant.chunking import TABLE_CONTEXT
 from assistant.lexical import token_set
-from assistant.query import MONEY, QueryPlan, mentions
+from assistant.names import mentions
+from assistant.query import MONEY, QueryPlan
 from assistant.text import YEAR, sentence_spans
 
 NUMBER = re.compile(r"\(?-?\d[\d ,.]*\d\)?%?|\b\d\b")

@@ -6,16 +6,14 @@ a ``QueryPlan`` the retriever can act on.
 
 from __future__ import annotations
 
-import importlib.resources
 import re
-import tomllib
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from assistant.conversation import resolve
+from assistant.names import named_terms
 from assistant.lexical import STOPWORDS, gloss_english, gloss_swedish, looks_swedish, query_tokens, stem, words
 from assistant.records import DocumentInfo, Turn
 from assistant.text import YEAR
@@ -49,34 +47,6 @@ def figure_pattern(question: str) -> re.Pattern | None:
         noun = re.escape(m.group(1).lower()[:max(3, len(m.group(1)) - 2)])
         return re.compile(rf"\d[\d,. ]*\s+(?:[\w-]+\s+){{0,2}}{noun}", re.I)
     return MONEY if HOW_MUCH.search(question) else None
-
-
-@lru_cache(maxsize=1)
-def _names_data() -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
-    data = tomllib.loads(importlib.resources.files("assistant.data").joinpath("names.toml").read_text(encoding="utf-8"))
-    aliases = {k: tuple(v) for k, v in data.get("aliases", {}).items()}
-    return aliases, frozenset(data.get("generic", {}).get("words", []))
-
-
-def named_terms(question: str) -> list[str]:
-    """Names in the question (capitalised words but the first, codes like RT0782), lower-cased."""
-    generic = _names_data()[1]
-    names = []
-    for m in re.finditer(r"\b[A-ZÅÄÖ][\wåäöÅÄÖ'’:-]+|\b[A-Z]{2}\d{3,}\b", question):
-        w = re.sub(r"['’]s?$", "", m.group(0)).lower()
-        if m.start() == 0 or w in generic or len(w) < 3:
-            continue
-        names.append(w)
-    return names
-
-
-def name_forms(name: str) -> tuple[str, ...]:
-    """What a passage may say for ``name`` (``names.toml``), else the name minus an ending."""
-    return _names_data()[0].get(name, (name[:-1] if len(name) > 5 else name,))
-
-
-def mentions(name: str, text: str) -> bool:
-    return any(form in text for form in name_forms(name))
 
 
 # Phrases that point at a document kind or publisher, beyond each document's own aliases.

@@ -11,6 +11,14 @@ from __future__ import annotations
 import re
 
 YEAR = re.compile(r"\b((?:19|20)\d\d)\b")
+NUMBER = re.compile(r"\d{1,3}(?:[ \u00a0\u202f,]\d{3})+(?:\.\d+)?|\d+(?:[.,]\d+)?")
+"""A figure: digits with thousands groups of exactly three (``3 508 772``, ``3,508,772``), or plain
+digits with decimals (``20.3``). "2019, 11 donors" is two figures, not one."""
+FIGURE = re.compile(
+    rf"(?:(?:USD|SEK|DKK|CHF|EUR|US\$)\s?)?(?:{NUMBER.pattern})"
+    r"(?:\s?(?:%|per\s?cent|procent|million|billion|miljoner|miljarder|kronor))?"
+)
+"""A figure with its currency before it and its unit after it, as an answer states it."""
 
 # A break candidate: sentence punctuation then space before what can start a sentence, a blank
 # line, or a new line that opens a bullet or a numbered item.

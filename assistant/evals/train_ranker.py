@@ -10,7 +10,7 @@ states every ``must_include`` group, 0 otherwise, and always 0 for an unanswerab
   that puts evidence above the spans beside it.
 - **Answerability**: a logistic regression on one row per question, the best span's features,
   its ranking score and its margin over the runner-up (``ranker.ANSWER_FEATURES``), labelled 1
-  when that span is evidence. Its rows come from out-of-fold ranking scores (grouped 5-fold
+  when an answer from it would be right (evidence among the best ``ANSWER_SPANS`` spans). Its rows come from out-of-fold ranking scores (grouped 5-fold
   cross-validation), so it learns from scores like those of questions the ranker never saw.
 - **Threshold**: chosen on out-of-fold answerability probabilities; it minimises false refusals
   plus ``WRONG_COST`` times wrong answers (a confident wrong figure is the worst failure).
@@ -30,7 +30,7 @@ from assistant.evals.metrics import norm
 from assistant.evidence import FEATURES, Candidate
 from assistant.ranker import ANSWER_FEATURES, LinearModel, Ranker
 
-WRONG_COST = 3.0
+WRONG_COST = 2.0
 HELDOUT_NAME = "heldout"
 
 
@@ -112,8 +112,13 @@ def fit_ranking(x: np.ndarray, y: np.ndarray, group: np.ndarray, c: float) -> tu
     return model.coef_[0], mean, scale
 
 
+ANSWER_SPANS = 3
+"""An answer states the best span and may add supporting ones: it is right when one of the best
+``ANSWER_SPANS`` spans is evidence."""
+
+
 def question_rows(score: np.ndarray, ex: Examples) -> tuple[np.ndarray, np.ndarray]:
-    """Per case: the answerability features of its best span, and whether that span is evidence."""
+    """Per case: the answerability features of its best span, and whether an answer from it is right."""
     feats, right = [], []
     for i in range(len(ex.answerable)):
         rows = np.flatnonzero(ex.group == i)
@@ -124,7 +129,7 @@ def question_rows(score: np.ndarray, ex: Examples) -> tuple[np.ndarray, np.ndarr
         order = rows[np.argsort(-score[rows])]
         margin = score[order[0]] - score[order[1]] if len(order) > 1 else 0.0
         feats.append(np.r_[ex.x[order[0]], score[order[0]], margin])
-        right.append(int(ex.y[order[0]]))
+        right.append(int(ex.y[order[:ANSWER_SPANS]].max()))
     return np.array(feats), np.array(right)
 
 
@@ -167,7 +172,7 @@ def train(ex: Examples, folds: int = 5, c: float = 1.0, sets: Sequence[str] = ()
     for train_rows, test_rows in StratifiedKFold(n_splits=folds, shuffle=True, random_state=0).split(qz, qy):
         oof_p[test_rows] = _logistic(qz[train_rows], qy[train_rows], c).predict_proba(qz[test_rows])[:, 1]
     threshold, cv = operating_point([(float(p), bool(r), bool(a)) for p, r, a in zip(oof_p, qy, ex.answerable)])
-    cv["top_span_is_evidence"] = round(float(qy[ex.answerable].mean()), 4)
+    cv["evidence_in_best_spans"] = round(float(qy[ex.answerable].mean()), 4)
 
     w, mean, scale = fit_ranking(ex.x, ex.y, ex.group, c)
     answer_model = _logistic(qz, qy, c)

@@ -1,0 +1,43 @@
+"""Names a question may use for the subject of a claim (``data/names.toml``): which forms a passage
+may use instead ("Danish", "Danida" for Denmark) and which capitalised words name nothing."""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+import tomllib
+from functools import lru_cache
+
+
+@lru_cache(maxsize=1)
+def _names_data() -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
+    data = tomllib.loads(importlib.resources.files("assistant.data").joinpath("names.toml").read_text(encoding="utf-8"))
+    aliases = {k: tuple(v) for k, v in data.get("aliases", {}).items()}
+    return aliases, frozenset(data.get("generic", {}).get("words", []))
+
+
+def named_terms(question: str) -> list[str]:
+    """Names in the question (capitalised words but the first, codes like RT0782), lower-cased."""
+    generic = _names_data()[1]
+    names = []
+    for m in re.finditer(r"\b[A-ZÅÄÖ][\wåäöÅÄÖ'’:-]+|\b[A-Z]{2}\d{3,}\b", question):
+        w = re.sub(r"['’]s?$", "", m.group(0)).lower()
+        if m.start() == 0 or w in generic or len(w) < 3:
+            continue
+        names.append(w)
+    return names
+
+
+def name_forms(name: str) -> tuple[str, ...]:
+    """What a passage may say for ``name`` (``names.toml``), else the name minus an ending."""
+    return _names_data()[0].get(name, (name[:-1] if len(name) > 5 else name,))
+
+
+def mentions(name: str, text: str) -> bool:
+    return any(form in text for form in name_forms(name))
+
+
+def known_names() -> frozenset[str]:
+    """The names (and their forms) the data file lists."""
+    aliases = _names_data()[0]
+    return frozenset(aliases) | frozenset(f for forms in aliases.values() for f in forms)
