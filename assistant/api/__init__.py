@@ -61,6 +61,9 @@ def create_app(service: Any, settings: Settings, *, max_body_bytes: int | None =
     for module in (health, ask, search, documents, feedback, openai_compat, teams):
         app.include_router(module.router)
     app.include_router(documents.admin_router)
+    from assistant.api import models_list
+
+    app.include_router(models_list.router)
 
     limit = max_body_bytes or int(getattr(settings, "max_body_bytes", 0) or DEFAULT_MAX_BODY_BYTES)
     # Order: the last added runs first. Metrics see every response, including 413s and CORS.
