@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     max_question_chars: int = 2000
     cors_origins: str = ""
 
+    max_upload_bytes: int = 20 * 1024 * 1024
+    """Largest document accepted by ``POST /v1/documents`` (413 above it)."""
+
     ui_auth: str = ""
     """``user:password`` pairs, comma-separated, required by the browser UI when set."""
 
