@@ -383,6 +383,8 @@ def get_bot(request: Request) -> AssistantBot:
 @router.post(
     "/api/messages",
     status_code=202,
+    # Microsoft's protocol, not part of the assistant's API contract: described in the README, not in /docs.
+    include_in_schema=False,
     summary="Microsoft Teams bot (Bot Framework / Agents SDK messaging endpoint)",
     description="Authenticated by the Bot Connector's JWT (`Authorization: Bearer <jwt>`), not by an API key. "
     "Configure ASSISTANT_BOT_APP_ID, ASSISTANT_BOT_APP_SECRET and ASSISTANT_BOT_TENANT_ID. "
