@@ -308,3 +308,28 @@ def test_history_is_bounded_in_turns_and_age():
     assert len(h) == 2 and h.get("c1") == []
     time.sleep(0.25)
     assert h.get("c3") == []
+
+
+def test_teams_app_package(tmp_path):
+    import importlib.util
+    import zipfile
+
+    from PIL import Image
+
+    from assistant.settings import ROOT
+
+    spec = importlib.util.spec_from_file_location("make_package", ROOT / "deploy" / "teams" / "make_package.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.build(APP_ID, "https://assistant.example.org/", "IOM", None, tmp_path / "app.zip")
+    with zipfile.ZipFile(out) as z:
+        assert set(z.namelist()) == {"manifest.json", "color.png", "outline.png"}
+        manifest = json.loads(z.read("manifest.json"))
+        assert manifest["id"] == APP_ID and manifest["bots"][0]["botId"] == APP_ID
+        assert set(manifest["bots"][0]["scopes"]) == {"personal", "team", "groupChat"}
+        assert manifest["validDomains"] == ["assistant.example.org"]
+        import io
+
+        assert Image.open(io.BytesIO(z.read("color.png"))).size == (192, 192)
+        outline = Image.open(io.BytesIO(z.read("outline.png")))
+        assert outline.size == (32, 32) and outline.mode == "RGBA"
