@@ -98,6 +98,13 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def _cells(quote: str) -> str:
+    """A table row's tab-separated cells shown as ``a | b | c`` (empty cells left out)."""
+    if "\t" not in quote:
+        return quote
+    return " | ".join(cell.strip() for cell in quote.split("\t") if cell.strip())
+
+
 def where(c: Any) -> str:
     parts = []
     if c.page is not None:
@@ -126,7 +133,7 @@ def answer_card(question: str, answer: Answer) -> dict[str, Any]:
                     {"type": "TextBlock", "text": f"[{c.n}] {c.title}", "weight": "Bolder", "wrap": True},
                     {"type": "TextBlock", "text": where(c), "isSubtle": True, "spacing": "None", "wrap": True,
                      "size": "Small"},
-                    {"type": "TextBlock", "text": f"“{_clip(c.quote, MAX_CARD_QUOTE)}”", "wrap": True,
+                    {"type": "TextBlock", "text": f"“{_clip(_cells(c.quote), MAX_CARD_QUOTE)}”", "wrap": True,
                      "spacing": "Small"},
                 ],
             })
