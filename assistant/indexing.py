@@ -146,8 +146,13 @@ def is_stale(settings: Settings) -> bool:
     )
 
 
-def build_index(settings: Settings, progress: Callable[[int, int], None] | None = None) -> BuildReport:
-    """Chunk, embed (cached by passage) and publish a new index build. Bad documents are reported and skipped."""
+def build_index(settings: Settings, progress: Callable[[int, int], None] | None = None,
+                on_document: Callable[[DocumentInfo, int | None, str | None], None] | None = None) -> BuildReport:
+    """Chunk, embed (cached by passage) and publish a new index build. Bad documents are reported and skipped.
+
+    ``progress(advance, total)`` follows the embedding; ``on_document(doc, passages, error)`` is called once
+    per catalogued document after it is chunked (``passages`` is None and ``error`` its one-line reason if not).
+    """
     t0 = time.perf_counter()
     report = BuildReport()
     docs = load_catalog(settings.corpus_dir, SUPPORTED_SUFFIXES)
@@ -159,11 +164,17 @@ def build_index(settings: Settings, progress: Callable[[int, int], None] | None 
         except LoadError as exc:
             report.errors.append(str(exc))
             log.error("%s", exc)
+            if on_document:
+                on_document(doc, None, str(exc))
             continue
         doc_nodes = chunk_document(doc, text, settings.chunk_tokens)
         if not doc_nodes:
             report.errors.append(f"{doc.file}: no text to index")
+            if on_document:
+                on_document(doc, None, report.errors[-1])
             continue
+        if on_document:
+            on_document(doc, len(doc_nodes), None)
         nodes.extend(doc_nodes)
         indexed_docs.append(doc)
     if not nodes:

@@ -50,6 +50,21 @@ class Settings(BaseSettings):
     max_question_chars: int = 2000
     cors_origins: str = ""
 
+    max_upload_bytes: int = 20 * 1024 * 1024
+    """Largest document accepted by ``POST /v1/documents`` (413 above it)."""
+
+    bot_app_id: str = ""
+    """Microsoft App ID of the Azure Bot (Teams bot at POST /api/messages); empty switches the bot off."""
+    bot_app_secret: SecretStr | None = None
+    bot_tenant_id: str = ""
+    bot_openid_metadata_url: str = "https://login.botframework.com/v1/.well-known/openidconfiguration"
+    bot_issuers: str = "https://api.botframework.com"
+    """Comma-separated token issuers the bot accepts."""
+    bot_history_turns: int = 5
+    bot_history_minutes: int = 30
+    bot_reply_within_seconds: float = 4.0
+    """Longer than this, the answer follows as a proactive reply (the request is acknowledged first)."""
+
     ui_auth: str = ""
     """``user:password`` pairs, comma-separated, required by the browser UI when set."""
 

@@ -61,10 +61,19 @@ def create_app(service: Any, settings: Settings, *, max_body_bytes: int | None =
     for module in (health, ask, search, documents, feedback, openai_compat, teams):
         app.include_router(module.router)
     app.include_router(documents.admin_router)
+    from assistant.api import bot, models_list, uploads
+
+    app.include_router(models_list.router)
+    app.include_router(uploads.admin_router)
+    app.include_router(uploads.router)
+    app.state.index_jobs = uploads.IndexJobs(app.state)
+    app.include_router(bot.router)  # POST /api/messages: the Teams bot (Agents SDK)
+    app.state.bot = None  # built on the first request from the ASSISTANT_BOT_* settings
 
     limit = max_body_bytes or int(getattr(settings, "max_body_bytes", 0) or DEFAULT_MAX_BODY_BYTES)
     # Order: the last added runs first. Metrics see every response, including 413s and CORS.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=limit)
+    # POST /v1/documents gets the upload cap (ASSISTANT_MAX_UPLOAD_BYTES); every other body the limit above.
+    app.add_middleware(uploads.UploadAwareBodyLimit, max_bytes=limit, upload_max_bytes=settings.max_upload_bytes)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(

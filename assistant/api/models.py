@@ -149,6 +149,12 @@ class ChatMessage(BaseModel):
         return "\n".join(p.text for p in self.content if p.type == "text" and p.text)
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = False
+
+
 class ChatCompletionRequest(BaseModel):
     """An OpenAI chat completion request. Sampling parameters are accepted and ignored."""
 
@@ -173,6 +179,13 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     top_k: int = Field(default=5, ge=1, le=50, description="Extension: passages to retrieve.")
     filters: Filters | None = Field(default=None, description="Extension: restrict retrieval.")
+    n: int | None = Field(default=None, description="Only 1 is supported; more gives 400 `unsupported_parameter`.")
+    stream_options: StreamOptions | None = Field(
+        default=None, description="`include_usage: true` adds a last chunk with `usage` (and no choices)."
+    )
+    tools: list[dict[str, Any]] | None = Field(
+        default=None, description="Tool calls are not supported: a non-empty list gives 400 `unsupported_parameter`."
+    )
 
 
 class ChatResponseMessage(BaseModel):

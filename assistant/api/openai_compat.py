@@ -38,12 +38,44 @@ def split_messages(body: ChatCompletionRequest) -> tuple[str, list[Turn]]:
     return body.messages[last_user].text(), history
 
 
+def _unsupported(message: str) -> ApiError:
+    return ApiError(400, "unsupported_parameter", message)
+
+
+def check_supported(body: ChatCompletionRequest) -> None:
+    """Refuse, with a 400 that says why, what this endpoint cannot do (rather than ignoring it)."""
+    if body.n is not None and body.n != 1:
+        raise _unsupported(f"n={body.n} is not supported: the assistant gives one answer per request (send n=1 or omit n).")
+    extra = body.model_extra or {}
+    if body.tools or extra.get("functions"):
+        raise _unsupported("Tool calls are not supported: the assistant answers from its documents only (omit tools/functions).")
+    for key in ("tool_choice", "function_call"):
+        if extra.get(key) not in (None, "none"):
+            raise _unsupported(f"{key} is not supported: the assistant never calls tools (omit {key} or send \"none\").")
+    for i, m in enumerate(body.messages):
+        if m.role in ("tool", "function") or (m.model_extra or {}).get("tool_calls") or (m.model_extra or {}).get("function_call"):
+            raise _unsupported(f"messages[{i}] is a tool call or tool result; tool calls are not supported.")
+
+
 def _tokens(text: str) -> int:
     return len(text.split())
 
 
-async def _chunks(cid: str, created: int, model: str, answer: Answer, content: str) -> AsyncIterator[str]:
-    base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
+def _usage(body: ChatCompletionRequest, content: str) -> dict[str, int]:
+    prompt_tokens = sum(_tokens(m.text()) for m in body.messages)
+    completion_tokens = _tokens(content)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+async def _chunks(cid: str, created: int, model: str, answer: Answer, content: str,
+                  usage: dict[str, int] | None = None) -> AsyncIterator[str]:
+    base: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
+    if usage is not None:  # OpenAI's shape with include_usage: null on every chunk, then one usage chunk
+        base["usage"] = None
     first = {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
     yield sse(None, first)
     for piece in deltas(content):
@@ -55,6 +87,8 @@ async def _chunks(cid: str, created: int, model: str, answer: Answer, content: s
         "answered": answer.answered,
     }
     yield sse(None, last)
+    if usage is not None:
+        yield sse(None, {**base, "choices": [], "usage": usage})
     yield sse(None, "[DONE]")
 
 
@@ -76,6 +110,7 @@ async def chat_completions(
     settings: Settings = Depends(deps.get_settings),
     metrics: Metrics = Depends(deps.get_metrics),
 ) -> Any:
+    check_supported(body)
     question, history = split_messages(body)
     question = deps.check_question(question, settings)
     answer = await deps.ask(service, question, body.top_k, body.filters, history)
@@ -84,22 +119,18 @@ async def chat_completions(
     cid = "chatcmpl-" + uuid.uuid4().hex[:24]
     created = int(time.time())
     if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        usage = _usage(body, content) if include_usage else None
         return StreamingResponse(
-            _chunks(cid, created, body.model, answer, content), media_type="text/event-stream", headers=SSE_HEADERS
+            _chunks(cid, created, body.model, answer, content, usage), media_type="text/event-stream", headers=SSE_HEADERS
         )
-    prompt_tokens = sum(_tokens(m.text()) for m in body.messages)
-    completion_tokens = _tokens(content)
     return {
         "id": cid,
         "object": "chat.completion",
         "created": created,
         "model": body.model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
+        "usage": _usage(body, content),
         "citations": [c.model_dump() for c in answer.citations],
         "answered": answer.answered,
     }
