@@ -18,10 +18,10 @@ import numpy as np
 
 from llama_index.core.schema import NodeWithScore
 
-from assistant.evidence import Candidate, IdfTable, score_candidates, split_spans, table_context
+from assistant.evidence import Candidate, IdfTable, score_candidates, split_spans
 from assistant.lexical import index_tokens, sv_to_en, token_set, words
 from assistant.query import QueryPlan
-from assistant.ranker import Ranker
+from assistant.ranker import ANSWER_SPANS, Ranker
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
 from assistant.text import FIGURE, YEAR, format_number
 
@@ -167,9 +167,7 @@ class ExtractiveAnswerer:
 
     def answerable(self, cands: list[Candidate]) -> float:
         """The probability that stating the best span answers the question."""
-        if not cands:
-            return 0.0
-        return self.ranker.answer_probability(cands[0].features, cands[0].score, cands[1].score if len(cands) > 1 else None)
+        return self.ranker.answer_probability([(c.features, c.score) for c in cands[:ANSWER_SPANS]])
 
     def answer(self, question: str, plan: QueryPlan, retrieved: list[NodeWithScore]) -> Answer:
         passages = [to_passage_out(h) for h in retrieved]
@@ -191,7 +189,8 @@ class ExtractiveAnswerer:
         span opens."""
         best = cands[0]
         claims = [best]
-        good = [c for c in cands[1:30] if best.score - c.score <= self.policy.support_margin]
+        good = [c for c in cands[1:30] if best.score - c.score <= self.policy.support_margin
+                and c.features["names_missing"] <= best.features["names_missing"]]
 
         def overlaps(c: Candidate) -> bool:
             """Same words, or a second row of a table already quoted (one row answers; more are noise)."""
@@ -244,7 +243,7 @@ class ExtractiveAnswerer:
         asked = {str(y) for y in plan.years}
         near = next((c for c in cands[:10] if c.features.get("year_elsewhere") and c.features["cov"] >= 0.6), None)
         if near is not None:
-            other = sorted(set(YEAR.findall(near.quote + " " + table_context(near.node))) - asked)
+            other = sorted(set(YEAR.findall(near.quote + " " + (near.node.metadata.get("section") or ""))) - asked)
             if other:
                 md = near.node.metadata
                 where = ", ".join(x for x in (md["title"], md.get("section")) if x)

@@ -31,7 +31,7 @@ NUMBER = re.compile(r"\(?-?\d[\d ,.]*\d\)?%?|\b\d\b")
 FEATURES = (
     "prior", "cov", "own_cov", "context_cov", "passage", "recip_rank", "is_row", "column", "number", "no_number",
     "figure", "money", "year_in_quote", "year_support", "year_elsewhere", "names", "names_missing", "routed",
-    "same_language", "short", "log_len", "first_span", "extreme_row", "dense",
+    "same_language", "short", "log_len", "first_span", "extreme_row", "dense", "confidence",
 )
 """The features of a candidate, in the order the ranker's weights use."""
 
@@ -202,6 +202,7 @@ def score_candidates(
     ``span_similarity(passage id, span count)``: the query's cosine similarity to each span of the
     passage (the index's span vectors), or None when the index has none for it."""
     weights = list(zip(plan.terms, group_weights(plan.terms, idf, name_tokens)))
+    plain = list(zip(plan.terms, group_weights(plan.terms, idf)))
     total = sum(w for _, w in weights) or 1.0
     context_weights = list(zip(plan.context_terms, group_weights(plan.context_terms, idf)))
     all_tokens = {t for g in plan.terms for t in g}
@@ -242,6 +243,10 @@ def score_candidates(
             local_text = (quote + " " + context).lower()
             named = [mentions(n, local_text) for n in plan.names]
             support = year_support(quote, context, plan.years, doc_years.get(md["document_id"]), is_row)
+            local = token_set(quote + " " + context, lang)
+            confidence = 0.5 * _coverage(plain, local | passage_tokens) + 0.5 * _coverage(plain, local)
+            confidence *= (0.6 + 0.4 * support) * (0.8 if plan.wants_number and not cand.has_number else 1.0)
+            confidence *= 1.0 if all(named) else 0.8
             cand.features = {
                 "prior": prior,
                 "cov": cov,
@@ -267,6 +272,7 @@ def score_candidates(
                 "first_span": float(i == 0),
                 "extreme_row": float(quote in extremes),
                 "dense": float(dense[i]) if dense is not None else 0.0,
+                "confidence": confidence,
             }
             cand.score = prior
             out.append(cand)

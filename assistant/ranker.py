@@ -21,7 +21,11 @@ from pathlib import Path
 from assistant.evidence import FEATURES
 
 MODEL_FILE = "ranker.json"
-ANSWER_FEATURES = FEATURES + ("rank_score", "margin")
+ANSWER_FEATURES = FEATURES + ("rank_score", "margin", "best_confidence")
+"""The best span's features, its ranking score, its margin over the runner-up, and the highest
+``confidence`` among the spans an answer would state (``ANSWER_SPANS``)."""
+ANSWER_SPANS = 3
+"""An answer states the best span and may add supporting ones."""
 
 
 class RankerError(RuntimeError):
@@ -60,9 +64,14 @@ class Ranker:
     def score(self, features: dict[str, float]) -> float:
         return self.ranking.value(features)
 
-    def answer_probability(self, best: dict[str, float], best_score: float, runner_up_score: float | None) -> float:
-        margin = best_score - runner_up_score if runner_up_score is not None else 0.0
-        return sigmoid(self.answerability.value({**best, "rank_score": best_score, "margin": margin}))
+    def answer_probability(self, ranked: list[tuple[dict[str, float], float]]) -> float:
+        """``ranked``: (features, ranking score) of the spans, best first."""
+        if not ranked:
+            return 0.0
+        (best, score), margin = ranked[0], (ranked[0][1] - ranked[1][1] if len(ranked) > 1 else 0.0)
+        confidence = max(f.get("confidence", 0.0) for f, _ in ranked[:ANSWER_SPANS])
+        return sigmoid(self.answerability.value({**best, "rank_score": score, "margin": margin,
+                                                 "best_confidence": confidence}))
 
     @classmethod
     def prior(cls) -> "Ranker":

@@ -10,7 +10,7 @@ states every ``must_include`` group, 0 otherwise, and always 0 for an unanswerab
   that puts evidence above the spans beside it.
 - **Answerability**: a logistic regression on one row per question, the best span's features,
   its ranking score and its margin over the runner-up (``ranker.ANSWER_FEATURES``), labelled 1
-  when an answer from it would be right (evidence among the best ``ANSWER_SPANS`` spans). Its rows come from out-of-fold ranking scores (grouped 5-fold
+  when an answer from it would be right (evidence among the best ``ranker.ANSWER_SPANS`` spans). Its rows come from out-of-fold ranking scores (grouped 5-fold
   cross-validation), so it learns from scores like those of questions the ranker never saw.
 - **Threshold**: chosen on out-of-fold answerability probabilities; it minimises false refusals
   plus ``WRONG_COST`` times wrong answers (a confident wrong figure is the worst failure).
@@ -28,7 +28,7 @@ import numpy as np
 from assistant.evals.cases import EvalCase
 from assistant.evals.metrics import norm
 from assistant.evidence import FEATURES, Candidate
-from assistant.ranker import ANSWER_FEATURES, LinearModel, Ranker
+from assistant.ranker import ANSWER_FEATURES, ANSWER_SPANS, LinearModel, Ranker
 
 WRONG_COST = 2.0
 HELDOUT_NAME = "heldout"
@@ -112,23 +112,19 @@ def fit_ranking(x: np.ndarray, y: np.ndarray, group: np.ndarray, c: float) -> tu
     return model.coef_[0], mean, scale
 
 
-ANSWER_SPANS = 3
-"""An answer states the best span and may add supporting ones: it is right when one of the best
-``ANSWER_SPANS`` spans is evidence."""
-
-
 def question_rows(score: np.ndarray, ex: Examples) -> tuple[np.ndarray, np.ndarray]:
     """Per case: the answerability features of its best span, and whether an answer from it is right."""
     feats, right = [], []
     for i in range(len(ex.answerable)):
         rows = np.flatnonzero(ex.group == i)
         if len(rows) == 0:
-            feats.append(np.r_[np.zeros(len(FEATURES)), -10.0, 0.0])
+            feats.append(np.r_[np.zeros(len(FEATURES)), -10.0, 0.0, 0.0])
             right.append(0)
             continue
         order = rows[np.argsort(-score[rows])]
         margin = score[order[0]] - score[order[1]] if len(order) > 1 else 0.0
-        feats.append(np.r_[ex.x[order[0]], score[order[0]], margin])
+        confidence = ex.x[order[:ANSWER_SPANS], FEATURES.index("confidence")].max()
+        feats.append(np.r_[ex.x[order[0]], score[order[0]], margin, confidence])
         right.append(int(ex.y[order[:ANSWER_SPANS]].max()))
     return np.array(feats), np.array(right)
 
@@ -156,13 +152,18 @@ def _named(values, names) -> dict[str, float]:
     return {f: round(float(v), 5) for f, v in zip(names, values)}
 
 
-def train(ex: Examples, folds: int = 5, c: float = 1.0, sets: Sequence[str] = ()) -> Ranker:
+def train(ex: Examples, folds: int = 5, c: float = 1.0, sets: Sequence[str] = (),
+          ranking: LinearModel | None = None) -> Ranker:
+    """``ranking``: a fixed ranking model to learn the answerability of (for an ablation), instead of
+    learning one."""
     from sklearn.model_selection import GroupKFold, StratifiedKFold
 
     if ex.y.sum() == 0:
         raise TrainingError("no positive example: do the cases' evidence strings match retrieved spans?")
     oof_score = np.zeros(len(ex.y))
-    for train_rows, test_rows in GroupKFold(n_splits=folds).split(ex.x, ex.y, ex.group):
+    if ranking is not None:
+        oof_score = np.array([ranking.value(dict(zip(FEATURES, row))) for row in ex.x])
+    for train_rows, test_rows in GroupKFold(n_splits=folds).split(ex.x, ex.y, ex.group) if ranking is None else ():
         w, mean, scale = fit_ranking(ex.x[train_rows], ex.y[train_rows], ex.group[train_rows], c)
         oof_score[test_rows] = ((ex.x[test_rows] - mean) / scale) @ w
     qx, qy = question_rows(oof_score, ex)
@@ -174,10 +175,12 @@ def train(ex: Examples, folds: int = 5, c: float = 1.0, sets: Sequence[str] = ()
     threshold, cv = operating_point([(float(p), bool(r), bool(a)) for p, r, a in zip(oof_p, qy, ex.answerable)])
     cv["evidence_in_best_spans"] = round(float(qy[ex.answerable].mean()), 4)
 
-    w, mean, scale = fit_ranking(ex.x, ex.y, ex.group, c)
+    if ranking is None:
+        w, mean, scale = fit_ranking(ex.x, ex.y, ex.group, c)
+        ranking = LinearModel(_named(w, FEATURES), 0.0, _named(mean, FEATURES), _named(scale, FEATURES))
     answer_model = _logistic(qz, qy, c)
     return Ranker(
-        ranking=LinearModel(_named(w, FEATURES), 0.0, _named(mean, FEATURES), _named(scale, FEATURES)),
+        ranking=ranking,
         answerability=LinearModel(_named(answer_model.coef_[0], ANSWER_FEATURES),
                                   round(float(answer_model.intercept_[0]), 5),
                                   _named(q_mean, ANSWER_FEATURES), _named(q_scale, ANSWER_FEATURES)),

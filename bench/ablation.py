@@ -1,0 +1,87 @@
+"""What each lever of the answerer adds: the full system, then each lever off in turn.
+
+For each variant the evidence ranker is retrained on the training side (evals/golden.jsonl) with
+the lever's features removed, exactly as `assistant eval train-ranker` trains the shipped one, and
+both sets are run through the real service: the training side and the held-out split
+(evals/heldout.jsonl, never trained on) are reported apart. Uses the index in index/.
+
+Levers:
+- span vectors: the e5 similarity of the question to each sentence and table row (``dense``);
+- learned ranking: spans ranked by the hand-set prior instead of the pairwise model;
+- follow-ups: the conversation history is dropped (each follow-up asked alone);
+- table cells: the largest/smallest-row feature (``extreme_row``);
+- supporting claims: the lead alone (no supporting claims).
+
+Run: .venv/bin/python bench/ablation.py
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from assistant.answering import AnswerPolicy
+from assistant.evals.cases import catalog_doc_ids, load_cases
+from assistant.evals.metrics import summarize
+from assistant.evals.runner import ServiceAsker, run_cases
+from assistant.evals.train_ranker import collect, train
+from assistant.evidence import FEATURES
+from assistant.ranker import LinearModel, Ranker
+from assistant.service import AssistantService
+from assistant.settings import ROOT, get_settings
+
+SETS = {"training": ROOT / "evals" / "golden.jsonl", "held-out": ROOT / "evals" / "heldout.jsonl"}
+COLUMNS = ("answer_correct", "lead_correct", "wrong_answer_rate", "false_refusal_rate", "refusal_accuracy")
+
+
+def without(examples, features: tuple[str, ...]):
+    """The examples with ``features`` zeroed (constant: the model can learn nothing from them)."""
+    x = examples.x.copy()
+    for f in features:
+        x[:, FEATURES.index(f)] = 0.0
+    return replace(examples, x=x)
+
+
+def drop(model: LinearModel, features: tuple[str, ...]) -> LinearModel:
+    return replace(model, weights={k: v for k, v in model.weights.items() if k not in features})
+
+
+def main() -> int:
+    settings = get_settings()
+    doc_ids = catalog_doc_ids(Path(settings.corpus_dir) / "catalog.toml")
+    cases = {name: load_cases([path], doc_ids) for name, path in SETS.items()}
+    base = AssistantService(settings, ranker=Ranker.prior())
+    base.load()
+    examples = collect(base, cases["training"], settings.top_k)
+
+    def ranker_without(features: tuple[str, ...]) -> Ranker:
+        r = train(without(examples, features))
+        return replace(r, ranking=drop(r.ranking, features), answerability=drop(r.answerability, features))
+
+    full = ranker_without(())
+    prior_ranked = train(examples, ranking=LinearModel({"prior": 1.0}))
+    variants = [
+        ("full system", full, {}, True),
+        ("- span vectors", ranker_without(("dense",)), {}, True),
+        ("- learned ranking (prior order)", prior_ranked, {}, True),
+        ("- follow-up resolution", full, {}, False),
+        ("- table cells (extreme row)", ranker_without(("extreme_row",)), {}, True),
+        ("- supporting claims", full, {"max_claims": 1}, True),
+    ]
+    print(f"{'variant':34s} {'set':9s} " + " ".join(f"{c:>18s}" for c in COLUMNS))
+    for name, ranker, policy, with_history in variants:
+        service = AssistantService(settings, ranker=ranker)
+        service.load()
+        answerer = service._current().answerer
+        answerer.policy = replace(answerer.policy, **policy) if policy else answerer.policy
+        for set_name, set_cases in cases.items():
+            run = set_cases if with_history else [c.model_copy(update={"history": []}) for c in set_cases]
+            rows = run_cases(run, ServiceAsker(service), doc_ids, top_k=settings.top_k, depth=settings.top_k)
+            s = summarize(rows, settings.top_k)
+            print(f"{name:34s} {set_name:9s} " + " ".join(f"{100 * (s[c] or 0):18.1f}" for c in COLUMNS), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
