@@ -192,9 +192,7 @@ def build_index(settings: Settings, progress: Callable[[int, int], None] | None 
         spans = split_spans(n)
         span_rows[n.node_id] = (len(span_texts), len(spans))
         span_texts += [span_embed_text(n, q, is_row) for q, is_row in spans]
-    span_vectors = embedder.embed_passages(
-        span_texts, progress=(lambda k: progress(k, len(nodes) + len(span_texts))) if progress else None
-    )
+    span_vectors = embedder.embed_passages(span_texts)  # progress counts passages; spans follow them
     report.spans_embedded = embedder.misses - before - report.embedded
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     spans = (np.ascontiguousarray(span_vectors, dtype=np.float32), span_rows)

@@ -26,6 +26,8 @@ CATALOG = ROOT / "corpus" / "catalog.toml"
 DEV = ROOT / "evals" / "dev.jsonl"
 GOLDEN = ROOT / "evals" / "golden.jsonl"
 BASELINE = ROOT / "evals" / "baseline.json"
+HELDOUT = ROOT / "evals" / "heldout.jsonl"
+BASELINE_HELDOUT = ROOT / "evals" / "baseline-heldout.json"
 
 
 # --- hand-built records ---------------------------------------------------------------------
@@ -432,9 +434,9 @@ class ReversedRetrieval:
     def __init__(self, service):
         self.service = service
 
-    def ask(self, question: str, top_k: int) -> Answer:
-        real = self.service.ask(question, top_k=top_k)
-        deep = self.service.search(question, top_k=60)
+    def ask(self, question: str, top_k: int, history=()) -> Answer:
+        real = self.service.ask(question, top_k=top_k, history=list(history) or None)
+        deep = self.service.search(question, top_k=60, history=list(history) or None)
         return real.model_copy(update={"passages": list(reversed(deep))[:top_k]})
 
 
@@ -531,7 +533,8 @@ def test_cli_end_to_end(fixture_settings, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_golden_gate(request, tmp_path):
-    """GATE: the golden set through the full-corpus service must not regress against evals/baseline.json.
+    """GATE: the golden set (and the held-out split, apart) through the full-corpus service must not
+    regress against evals/baseline.json (evals/baseline-heldout.json).
 
     On failure the output names the metrics and questions; if the change is a deliberate improvement
     (or accepted trade-off), run `assistant eval --update-baseline` and commit evals/baseline.json.
@@ -541,7 +544,8 @@ def test_golden_gate(request, tmp_path):
 
         skip_or_fail("evals/baseline.json is missing: run `assistant eval --update-baseline`")
     full_service = request.getfixturevalue("full_service")  # only now: building it takes minutes
-    console, out = _console()
-    outcome = run_eval(ServiceAsker(full_service), [GOLDEN], catalog_path=CATALOG, baseline_path=BASELINE,
-                       reports_dir=tmp_path / "reports", console=console, progress=False)
-    assert outcome.exit_code == 0, out.getvalue()
+    for cases, baseline in ((GOLDEN, BASELINE), (HELDOUT, BASELINE_HELDOUT)):
+        console, out = _console()
+        outcome = run_eval(ServiceAsker(full_service), [cases], catalog_path=CATALOG, baseline_path=baseline,
+                           reports_dir=tmp_path / "reports", console=console, progress=False)
+        assert outcome.exit_code == 0, out.getvalue()
