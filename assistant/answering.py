@@ -174,14 +174,17 @@ class ExtractiveAnswerer:
         cands = self.candidates(plan, retrieved)
         if self.answerable(cands) < self.threshold:
             return Answer(answer=self.refusal(plan, cands, passages), answered=False, passages=passages)
+        claims, text = self.compose(cands, plan)
+        citations = [Citation(n=n, passage_id=c.node.node_id, document_id=c.document_id, title=c.node.metadata["title"],
+                              page=c.node.metadata.get("page"), section=c.node.metadata.get("section"), quote=c.quote)
+                     for n, c in enumerate(claims, start=1)]
+        return Answer(answer=text, answered=True, citations=citations, passages=passages)
+
+    def compose(self, cands: list[Candidate], plan: QueryPlan) -> tuple[list[Candidate], str]:
+        """The claims an answer states from ranked candidates, and its text (claim ``n`` marked ``[n]``)."""
         claims = self.select_claims(cands, plan)
-        citations, lines = [], []
-        for n, c in enumerate(claims, start=1):
-            md = c.node.metadata
-            citations.append(Citation(n=n, passage_id=c.node.node_id, document_id=md["document_id"], title=md["title"],
-                                      page=md.get("page"), section=md.get("section"), quote=c.quote))
-            lines.append(self.claim_text(c, plan, first=n == 1) + f" [{n}]")
-        return Answer(answer="\n\n".join(lines), answered=True, citations=citations, passages=passages)
+        lines = [self.claim_text(c, plan, first=n == 1) + f" [{n}]" for n, c in enumerate(claims, start=1)]
+        return claims, "\n\n".join(lines)
 
     def select_claims(self, cands: list[Candidate], plan: QueryPlan) -> list[Candidate]:
         """The best span; for a comparison, the best span of each other document; one span per further

@@ -10,7 +10,8 @@ states every ``must_include`` group, 0 otherwise, and always 0 for an unanswerab
   that puts evidence above the spans beside it.
 - **Answerability**: a logistic regression on one row per question, the best span's features,
   its ranking score and its margin over the runner-up (``ranker.ANSWER_FEATURES``), labelled 1
-  when an answer from it would be right (evidence among the best ``ranker.ANSWER_SPANS`` spans). Its rows come from out-of-fold ranking scores (grouped 5-fold
+  when the answer the answerer composes from that ranking is correct by the eval's definition
+  (every ``must_include`` group, no ``must_not``). Its rows come from out-of-fold ranking scores (grouped 5-fold
   cross-validation), so it learns from scores like those of questions the ranker never saw.
 - **Threshold**: chosen on out-of-fold answerability probabilities; it minimises false refusals
   plus ``WRONG_COST`` times wrong answers (a confident wrong figure is the worst failure).
@@ -20,17 +21,19 @@ The held-out split is refused as training data.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from assistant.evals.cases import EvalCase
-from assistant.evals.metrics import norm
+from assistant.evals.metrics import answer_correct, norm
+from assistant.query import QueryPlan
+from assistant.records import Answer
 from assistant.evidence import FEATURES, Candidate
 from assistant.ranker import ANSWER_FEATURES, ANSWER_SPANS, LinearModel, Ranker
 
-WRONG_COST = 2.0
+WRONG_COST = 1.25
 HELDOUT_NAME = "heldout"
 
 
@@ -46,6 +49,10 @@ class Examples:
     """The case index of each row."""
     answerable: np.ndarray
     """Per case."""
+    correct_if_answered: Callable[[int, np.ndarray], bool] | None = None
+    """``(case index, its rows' scores)`` -> would the answer composed from spans ranked by these
+    scores be correct (the eval's definition)? Without it, "right" means evidence among the best
+    ``ANSWER_SPANS`` spans."""
 
 
 def label(cand: Candidate, case: EvalCase) -> int:
@@ -63,18 +70,30 @@ def label(cand: Candidate, case: EvalCase) -> int:
 
 
 def collect(service, cases: Sequence[EvalCase], top_k: int) -> Examples:
-    """Features and labels of every candidate span, through the loaded service's retriever."""
+    """Features and labels of every candidate span, through the loaded service's retriever; and how
+    to tell whether the answer the answerer would compose from a ranking is correct."""
     state = service._current()
     xs, ys, groups = [], [], []
+    per_case: list[tuple[QueryPlan, list[Candidate]]] = []
     for i, case in enumerate(cases):
         plan = state.retriever.plan(case.question, list(case.history) or None)
-        hits = state.retriever.search(plan, top_k)
-        for c in state.answerer.candidates(plan, hits):
+        cands = state.answerer.candidates(plan, state.retriever.search(plan, top_k))
+        per_case.append((plan, cands))
+        for c in cands:
             xs.append([c.features[f] for f in FEATURES])
             ys.append(label(c, case))
             groups.append(i)
+
+    def correct_if_answered(i: int, scores: np.ndarray) -> bool:
+        case, (plan, cands) = cases[i], per_case[i]
+        if case.unanswerable or not cands:
+            return False
+        ranked = [cands[j] for j in np.argsort(-scores)]
+        _, text = state.answerer.compose(ranked, plan)
+        return answer_correct(Answer(answer=text, answered=True), case.must_include, case.must_not)
+
     return Examples(np.array(xs, dtype=float), np.array(ys), np.array(groups),
-                    np.array([not c.unanswerable for c in cases]))
+                    np.array([not c.unanswerable for c in cases]), correct_if_answered)
 
 
 def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,7 +144,10 @@ def question_rows(score: np.ndarray, ex: Examples) -> tuple[np.ndarray, np.ndarr
         margin = score[order[0]] - score[order[1]] if len(order) > 1 else 0.0
         confidence = ex.x[order[:ANSWER_SPANS], FEATURES.index("confidence")].max()
         feats.append(np.r_[ex.x[order[0]], score[order[0]], margin, confidence])
-        right.append(int(ex.y[order[:ANSWER_SPANS]].max()))
+        if ex.correct_if_answered is not None:
+            right.append(int(ex.correct_if_answered(i, score[rows])))
+        else:
+            right.append(int(ex.y[order[:ANSWER_SPANS]].max()))
     return np.array(feats), np.array(right)
 
 
@@ -173,7 +195,7 @@ def train(ex: Examples, folds: int = 5, c: float = 1.0, sets: Sequence[str] = ()
     for train_rows, test_rows in StratifiedKFold(n_splits=folds, shuffle=True, random_state=0).split(qz, qy):
         oof_p[test_rows] = _logistic(qz[train_rows], qy[train_rows], c).predict_proba(qz[test_rows])[:, 1]
     threshold, cv = operating_point([(float(p), bool(r), bool(a)) for p, r, a in zip(oof_p, qy, ex.answerable)])
-    cv["evidence_in_best_spans"] = round(float(qy[ex.answerable].mean()), 4)
+    cv["answer_correct_if_all_answered"] = round(float(qy[ex.answerable].mean()), 4)
 
     if ranking is None:
         w, mean, scale = fit_ranking(ex.x, ex.y, ex.group, c)
