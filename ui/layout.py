@@ -181,7 +181,8 @@ def build_blocks(service: Any, settings: Any, handlers: ChatHandlers | None = No
             with gr.Tab("Documents", id="documents"):
                 docs_table = gr.HTML(h.documents_html(), elem_id="documents-table", padding=True)
 
-        ask_inputs = [question, chatbot, conv, docs_filter, lang_filter, year_filter, top_k]
+        # The chat is not an input: the handler rebuilds it from the server-side state (conv).
+        ask_inputs = [question, conv, docs_filter, lang_filter, year_filter, top_k]
         ask_outputs = [chatbot, conv, sources, question]
         question.submit(h.respond, ask_inputs, ask_outputs, concurrency_limit=2, concurrency_id="ask")
         send.click(h.respond, ask_inputs, ask_outputs, concurrency_limit=2, concurrency_id="ask")

@@ -41,21 +41,37 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(host: str, settings: Settings) -> None:
-    """Refuse to serve an unauthenticated API on anything but loopback.
+    """Refuse to serve anything without a credential on anything but loopback.
 
-    Raises ``ValueError`` when ``host`` is not a loopback address and no API keys are set;
-    logs a warning when the API is open on loopback.
+    Off loopback, the API needs ``ASSISTANT_API_KEYS`` and the browser UI needs its login
+    (``ASSISTANT_UI_AUTH``) unless it is switched off (``ASSISTANT_UI_ENABLED=false``):
+    raises ``ValueError`` otherwise, and for a malformed ``ASSISTANT_UI_AUTH``. Logs a warning
+    for what is open on loopback.
     """
-    if settings.api_key_set:
-        return
+    from ui.formatting import parse_auth  # raises ValueError naming ASSISTANT_UI_AUTH
+
+    ui_on = bool(getattr(settings, "ui_enabled", True))
+    ui_accounts = parse_auth(getattr(settings, "ui_auth", "")) if ui_on else []
     if not is_loopback(host):
-        raise ValueError(
-            f"Refusing to bind to {host!r} without API keys: set ASSISTANT_API_KEYS "
-            "(comma-separated bearer keys) or bind to 127.0.0.1."
+        if not settings.api_key_set:
+            raise ValueError(
+                f"Refusing to bind to {host!r} without API keys: set ASSISTANT_API_KEYS "
+                "(comma-separated bearer keys) or bind to 127.0.0.1."
+            )
+        if ui_on and not ui_accounts:
+            raise ValueError(
+                f"Refusing to bind to {host!r} with the browser UI open: set ASSISTANT_UI_AUTH "
+                "(comma-separated user:password pairs, the UI's login), or ASSISTANT_UI_ENABLED=false "
+                "to serve the API only, or bind to 127.0.0.1."
+            )
+        return
+    if not settings.api_key_set:
+        log.warning(
+            "No API keys configured (ASSISTANT_API_KEYS): the HTTP API is open, bound to loopback %s only.", host
         )
-    log.warning(
-        "No API keys configured (ASSISTANT_API_KEYS): the HTTP API is open, bound to loopback %s only.", host
-    )
+    if ui_on and not ui_accounts:
+        log.warning("No UI login configured (ASSISTANT_UI_AUTH): the browser UI is open, bound to loopback %s only.",
+                    host)
 
 
 def _matches(candidate: str, keys: set[str]) -> bool:
@@ -100,6 +116,16 @@ class TokenBucket:
                 return 0.0
             self._buckets[client] = (tokens, now)
             return (1.0 - tokens) / self.rate
+
+    def peek(self, client: str) -> float:
+        """Like ``take`` but without taking: 0 when a token is there, else the seconds until one is."""
+        if self.per_minute <= 0:
+            return 0.0
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(client, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
 
     def _prune(self, now: float) -> None:
         full_after = self.capacity / self.rate
