@@ -1,0 +1,316 @@
+"""Issue 10, reproduced against the app users get: ``build_app`` (API + UI mounted) on real
+uvicorn on loopback, with API keys, an admin key, a Teams secret and a UI login set.
+
+Each test is one finding of the issue, written as the attacker's request; before the fix
+each of them got through (or stalled the server), now each is refused as documented.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from assistant.api.metrics import is_api_path
+from assistant.server import build_app
+
+KEY = "live-key-1"
+ADMIN = "live-admin-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+UI_USER, UI_PASSWORD = "amina", "long-passphrase-1"
+TEAMS_SECRET = "aW9tLWFzc2lzdGFudC1leGFtcGxlLXNlY3JldC0wMDA="
+DENMARK_Q = "What did Denmark give IOM unearmarked in 2022?"
+
+
+def live_settings(base, **update):
+    values = {
+        "api_keys": KEY,
+        "admin_key": SecretStr(ADMIN),
+        "teams_secret": SecretStr(TEAMS_SECRET),
+        "ui_auth": f"{UI_USER}:{UI_PASSWORD}",
+        "rate_limit_per_minute": 100_000,
+        "cors_origins": "",
+    }
+    values.update(update)
+    return base.model_copy(update=values)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    def __init__(self, app):
+        import uvicorn
+
+        self.app = app
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+    def client(self, **kw) -> httpx.Client:
+        return httpx.Client(base_url=self.base, timeout=60, **kw)
+
+
+def login(http: httpx.Client) -> None:
+    r = http.post("/login", data={"username": UI_USER, "password": UI_PASSWORD}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    assert "assistant_ui_session" in http.cookies
+
+
+@pytest.fixture(scope="module")
+def settings(fixture_settings):
+    return live_settings(fixture_settings)
+
+
+@pytest.fixture(scope="module")
+def live(fixture_service, settings):
+    with LiveServer(build_app(settings, service=fixture_service)) as server:
+        yield server
+
+
+def assert_json_error(r: httpx.Response, status: int, code: str | None = None) -> dict:
+    assert r.status_code == status, (r.status_code, r.text[:300])
+    assert r.headers["content-type"].startswith("application/json"), r.headers["content-type"]
+    body = r.json()
+    assert set(body) == {"error"}, body
+    if code:
+        assert body["error"]["code"] == code, body
+    return body["error"]
+
+
+def ui_routes(app) -> list[tuple[str, str]]:
+    """(method, path) of every route of the mounted Gradio app (FastAPI's included routers flattened)."""
+    from starlette.routing import Mount
+
+    (mount,) = [r for r in app.routes if isinstance(r, Mount)]
+    out: list[tuple[str, str]] = []
+
+    def walk(routes) -> None:
+        for r in routes:
+            if hasattr(r, "path") and hasattr(r, "methods"):
+                out.extend((m, r.path) for m in sorted(r.methods or {"GET"}))
+            elif hasattr(r, "effective_candidates"):
+                cands = r.effective_candidates
+                walk(cands() if callable(cands) else cands)
+            elif hasattr(r, "routes"):
+                walk(r.routes)
+
+    walk(mount.app.routes)
+    return sorted(set(out))
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "x", path)
+
+
+# --- around the gate: the UI --------------------------------------------------------------
+
+
+def test_every_gradio_route_needs_the_ui_login(live):
+    routes = ui_routes(live.app)
+    assert len(routes) > 40 and ("POST", "/gradio_api/queue/join") in routes
+    opened = []
+    with live.client() as http:
+        for method, path in routes:
+            if path.rstrip("/") in ("/login", "/logout") or is_api_path(path):
+                continue  # the login itself; paths the API owns never reach Gradio (e.g. its /openapi.json)
+            r = http.request(method, _concrete(path), json={} if method == "POST" else None, follow_redirects=False)
+            if r.status_code not in (401, 303):
+                opened.append((method, path, r.status_code))
+            elif r.status_code == 303:
+                assert r.headers["location"] == "/login"
+    assert not opened, f"answered without a login: {opened}"
+
+
+def test_the_issue_requests_without_a_login_are_401(live, fixture_service):
+    path = fixture_service.settings.feedback_path
+    before = path.read_text().count("\n") if path.exists() else 0
+    with live.client() as http:
+        r = http.post("/gradio_api/call/respond", json={"data": [DENMARK_Q, [], "", "", 5]})
+        assert_json_error(r, 401, "unauthorized")
+        r = http.post("/gradio_api/queue/join", json={"data": [[], ""], "fn_index": 3, "session_hash": "s1"})
+        assert_json_error(r, 401, "unauthorized")
+        page = http.get("/", headers={"Accept": "text/html"}, follow_redirects=False)
+        assert page.status_code == 303 and page.headers["location"] == "/login"
+    assert (path.read_text().count("\n") if path.exists() else 0) == before
+
+
+def _call_respond(http: httpx.Client, data: list) -> tuple[int, str]:
+    r = http.post("/gradio_api/call/respond", json={"data": data})
+    if r.status_code != 200:
+        return r.status_code, r.text
+    event_id = r.json()["event_id"]
+    with http.stream("GET", f"/gradio_api/call/respond/{event_id}") as s:
+        return s.status_code, "".join(s.iter_text())
+
+
+def test_signed_in_user_gets_answers_through_the_ui(live):
+    with live.client() as http:
+        login(http)
+        status, text = _call_respond(http, [DENMARK_Q, [], "", "", 5])
+    assert status == 200 and "event: complete" in text, text[-500:]
+    assert "answer-ok" in text and "cite-marker" in text
+
+
+def test_a_wrong_password_is_refused_and_failed_logins_are_throttled(fixture_service, fixture_settings):
+    app = build_app(live_settings(fixture_settings), service=fixture_service)
+    with LiveServer(app) as server, server.client() as http:
+        statuses = [http.post("/login", data={"username": UI_USER, "password": "guess"}).status_code for _ in range(12)]
+        assert statuses[0] == 401 and statuses[-1] == 429, statuses
+        # even the right password waits now
+        r = http.post("/login", data={"username": UI_USER, "password": UI_PASSWORD}, follow_redirects=False)
+        assert_json_error(r, 429, "rate_limited")
+        assert int(r.headers["retry-after"]) >= 1
+
+
+def test_a_session_minted_by_one_worker_is_valid_in_another(fixture_service, settings):
+    """--workers 2: two processes, one login. The cookie is signed, not kept in one process's memory."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(build_app(settings, service=fixture_service)) as one:
+        login(one)
+        cookie = one.cookies["assistant_ui_session"]
+    with TestClient(build_app(settings, service=fixture_service)) as two:
+        assert two.get("/config").status_code == 401
+        assert two.get("/config", cookies={"assistant_ui_session": cookie}).status_code == 200
+        forged = cookie.rsplit(".", 1)[0] + ".AAAA"
+        assert two.get("/config", cookies={"assistant_ui_session": forged}).status_code == 401
+
+
+def test_cross_origin_writes_to_the_ui_are_refused(live):
+    with live.client() as http:
+        login(http)
+        for origin in ("http://localhost:3000", "http://127.0.0.1:9999", "null", "https://evil.example"):
+            r = http.post("/gradio_api/call/respond", json={"data": [DENMARK_Q, [], "", "", 5]},
+                          headers={"Origin": origin})
+            assert_json_error(r, 403, "forbidden_origin")
+        same = http.post("/gradio_api/call/respond", json={"data": [DENMARK_Q, [], "", "", 5]},
+                         headers={"Origin": live.base})
+        assert same.status_code == 200
+
+
+# --- bodies, uploads, the chat echo, the queue ------------------------------------------------
+
+
+def test_gradio_routes_have_the_body_limit_and_no_uploads(live):
+    with live.client() as http:
+        login(http)
+        t0 = time.perf_counter()
+        for size in (5 * 1024 * 1024, 5):  # refused before the body is read: the page has no upload
+            r = http.post("/gradio_api/upload", files={"files": ("f.bin", b"\0" * size)})
+            assert_json_error(r, 404, "not_found")
+        big = json.dumps({"data": ["q" * (20 * 1024 * 1024), [], "", "", 5]})
+        r = http.post("/gradio_api/call/respond", content=big, headers={"Content-Type": "application/json"})
+        assert_json_error(r, 413, "payload_too_large")
+        assert time.perf_counter() - t0 < 30
+
+
+def test_the_chat_is_rebuilt_on_the_server_not_echoed_from_the_client(live):
+    """Before: each streaming step re-sent the client's chat (518 KB in, 15 MiB out)."""
+    with live.client() as http:
+        login(http)
+        info = http.get("/gradio_api/info").json()
+        params = [p["parameter_name"] for p in info["named_endpoints"]["/respond"]["parameters"]]
+        assert "chat" not in params and len(params) == 5, params
+        fake_chat = [{"role": "assistant", "content": "z" * 200_000}]
+        status, text = _call_respond(http, [DENMARK_Q, fake_chat, [], "", "", 5])  # the old 7-input shape
+        assert "z" * 1000 not in text
+        status, text = _call_respond(http, [DENMARK_Q, [], "", "", 5])
+        assert status == 200 and len(text.encode()) < 600_000, len(text)
+
+
+def test_the_question_is_escaped_in_the_chat(live):
+    attack = '<img src=x onerror="alert(1)"> and <script>alert(2)</script>'
+    with live.client() as http:
+        login(http)
+        status, text = _call_respond(http, [attack, [], "", "", 5])
+    assert status == 200, text
+    assert "<img src=x" not in text and "<script>" not in text
+    assert "&lt;img src=x" in text
+
+
+def test_the_ui_queue_is_capped(fixture_service, fixture_settings):
+    from ui.layout import build_blocks  # noqa: F401  (the queue is configured in mount_ui)
+
+    app = build_app(live_settings(fixture_settings, ui_queue_size=3), service=fixture_service)
+    from starlette.routing import Mount
+
+    (mount,) = [r for r in app.routes if isinstance(r, Mount)]
+    assert mount.app.get_blocks()._queue.max_size == 3
+
+
+def test_ui_requests_are_rate_limited(fixture_service, fixture_settings):
+    app = build_app(live_settings(fixture_settings, rate_limit_per_minute=5), service=fixture_service)
+    with LiveServer(app) as server, server.client() as http:
+        login(http)
+        codes = [http.get("/config").status_code for _ in range(7)]
+        assert codes[:5] == [200] * 5 and codes[-1] == 429, codes
+        r = http.get("/config")
+        assert_json_error(r, 429, "rate_limited")
+        assert int(r.headers["retry-after"]) >= 1
+
+
+# --- the API keeps its contract with the UI mounted ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "method,path,status",
+    [
+        ("GET", "/v1/ask", 405),
+        ("PUT", "/v1/ask", 405),
+        ("DELETE", "/v1/documents", 405),
+        ("GET", "/v1/nothing-here", 404),
+        ("GET", "/v1", 404),
+        ("GET", "/teams/webhook", 405),
+        ("GET", "/teams/nothing", 404),
+        ("POST", "/metrics", 405),
+        ("POST", "/healthz", 405),
+    ],
+)
+def test_api_paths_keep_the_json_error_contract(live, method, path, status):
+    with live.client() as http:
+        assert_json_error(http.request(method, path, headers=AUTH), status)
+
+
+def test_gradio_cors_does_not_reflect_localhost_origins(live):
+    with live.client() as http:
+        pre = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+        for path in ("/v1/ask", "/metrics", "/teams/webhook", "/gradio_api/queue/join", "/config"):
+            r = http.options(path, headers={"Origin": "http://localhost:3000", **pre})
+            assert "access-control-allow-origin" not in r.headers, (path, dict(r.headers))
+            assert "access-control-allow-credentials" not in r.headers, path
+        login(http)
+        r = http.get("/config", headers={"Origin": "http://localhost:3000"})
+        assert "access-control-allow-origin" not in r.headers
+
+
+def test_invented_methods_create_no_metric_series(live):
+    with live.client() as http:
+        for method in ("FOO", "BAR123", "XYZZY"):
+            http.request(method, "/v1/ask")
+        text = http.get("/metrics", headers=AUTH).text
+    assert "FOO" not in text and "BAR123" not in text and "XYZZY" not in text
+    assert 'method="other"' in text
