@@ -314,3 +314,20 @@ def test_invented_methods_create_no_metric_series(live):
         text = http.get("/metrics", headers=AUTH).text
     assert "FOO" not in text and "BAR123" not in text and "XYZZY" not in text
     assert 'method="other"' in text
+
+
+# --- /docs without a CDN ------------------------------------------------------------------------
+
+
+def test_docs_fetch_nothing_from_outside(live):
+    with live.client() as http:
+        for page in ("/docs", "/redoc"):
+            html = http.get(page).text
+            urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", html)
+            assert urls, page
+            assert not [u for u in urls if u.startswith(("http:", "https:", "//"))], (page, urls)
+            assert "cdn.jsdelivr" not in html and "fonts.googleapis" not in html
+            for u in urls:
+                r = http.get(u)
+                assert r.status_code == 200 and len(r.content) > 1000, (u, r.status_code)
+        assert http.get("/openapi.json").json()["paths"]["/v1/ask"]
