@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     """Request bodies over this size give 413 on every path, the UI's included."""
     max_turn_chars: int = 4000
     """One history turn (``/v1/ask`` history, chat messages before the question) longer than this gives 413."""
-    max_history_turns: int = 20
+    max_history_turns: int = 40
     max_history_chars: int = 16000
     """All history turns together longer than this give 413."""
     cors_origins: str = ""

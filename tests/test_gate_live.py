@@ -331,3 +331,64 @@ def test_docs_fetch_nothing_from_outside(live):
                 r = http.get(u)
                 assert r.status_code == 200 and len(r.content) > 1000, (u, r.status_code)
         assert http.get("/openapi.json").json()["paths"]["/v1/ask"]
+
+
+# --- inside the limits: history, strict types ------------------------------------------------
+
+
+def _history(n_turns: int, chars: int) -> list[dict]:
+    return [{"role": "user" if i % 2 == 0 else "assistant", "content": ("Denmark funding " * chars)[:chars]}
+            for i in range(n_turns)]
+
+
+def test_history_is_capped_per_turn_and_in_all(live, settings):
+    """Before: a 48 KB previous turn was accepted (57 s of CPU); only the question was capped."""
+    with live.client(headers=AUTH) as http:
+        one_big = _history(2, settings.max_turn_chars + 1)
+        t0 = time.perf_counter()
+        r = http.post("/v1/ask", json={"question": "and in 2019?", "history": one_big})
+        err = assert_json_error(r, 413, "history_too_long")
+        assert str(settings.max_turn_chars) in err["message"] and time.perf_counter() - t0 < 5
+        per = settings.max_turn_chars
+        many = _history(settings.max_history_chars // per + 1, per)
+        assert_json_error(http.post("/v1/ask", json={"question": "and in 2019?", "history": many}),
+                          413, "history_too_long")
+        too_many = _history(settings.max_history_turns + 1, 10)
+        assert_json_error(http.post("/v1/ask", json={"question": "and in 2019?", "history": too_many}),
+                          413, "history_too_long")
+        ok = http.post("/v1/ask", json={"question": "and in 2019?", "history": _history(2, 500)})
+        assert ok.status_code == 200, ok.text
+        messages = [*_history(2, settings.max_turn_chars + 1), {"role": "user", "content": "and in 2019?"}]
+        assert_json_error(http.post("/v1/chat/completions", json={"messages": messages}), 413, "history_too_long")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"question": "q", "top_k": True},
+        {"question": "q", "top_k": "5"},
+        {"question": "q", "top_k": 5.5},
+        {"question": "q", "stream": 1},
+        {"question": "q", "filters": {"year": 0}},
+        {"question": "q", "filters": {"year": "2022"}},
+        {"question": "q", "filters": {"document_ids": []}},
+        {"question": "q", "filters": {"document_ids": [""]}},
+        {"question": "q", "filters": {"language": ""}},
+        {"question": "q", "history": [{"role": "user", "content": 5}]},
+        {"question": "q", "history": [{"role": "user", "content": "x", "extra": 1}]},
+    ],
+)
+def test_strict_types_on_ask(live, body):
+    """Before: top_k true was read as 1, year 0 and document_ids [] silently meant "everything"."""
+    with live.client(headers=AUTH) as http:
+        assert_json_error(http.post("/v1/ask", json=body), 422, "validation_error")
+
+
+def test_strict_types_on_search_and_chat(live):
+    with live.client(headers=AUTH) as http:
+        assert_json_error(http.post("/v1/search", json={"query": "q", "top_k": True}), 422)
+        assert_json_error(http.post("/v1/search", json={"query": "q", "filters": {"year": 0}}), 422)
+        chat = {"messages": [{"role": "user", "content": "q"}], "top_k": True}
+        assert_json_error(http.post("/v1/chat/completions", json=chat), 422)
+        r = http.post("/v1/search", json={"query": "unearmarked funding", "filters": {"year": 2022}, "top_k": 3})
+        assert r.status_code == 200 and r.json()["passages"]

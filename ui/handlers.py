@@ -85,7 +85,7 @@ class ChatHandlers:
         ``max_turn_chars`` per turn, ``max_history_chars`` in all) are passed on: the UI
         never sends the service a history the API would refuse with 413.
         """
-        max_turns = int(getattr(self.settings, "max_history_turns", 20) or 20)
+        max_turns = int(getattr(self.settings, "max_history_turns", 40) or 40)
         per_turn = int(getattr(self.settings, "max_turn_chars", 4000) or 4000)
         budget = int(getattr(self.settings, "max_history_chars", 16000) or 16000)
         pairs: list[tuple[Turn, Turn]] = []

@@ -65,7 +65,8 @@ async def ask(
     metrics: Metrics = Depends(deps.get_metrics),
 ) -> Any:
     question = deps.check_question(body.question, settings)
-    answer = await deps.ask(service, question, body.top_k, body.filters, body.history)
+    history = deps.check_history(body.history, settings)
+    answer = await deps.ask(service, question, body.top_k, body.filters, history)
     metrics.count_answer(answer.answered, "ask")
     if body.stream:
         return StreamingResponse(answer_events(answer), media_type="text/event-stream", headers=SSE_HEADERS)

@@ -86,6 +86,28 @@ def check_question(text: str, settings: Settings, field: str = "question") -> st
     return stripped
 
 
+def check_history(history: list[Turn] | None, settings: Settings) -> list[Turn] | None:
+    """413 ``history_too_long`` for too many turns, a turn too long, or too much history in all."""
+    if not history:
+        return None
+    max_turns = int(getattr(settings, "max_history_turns", 40))
+    per_turn = int(getattr(settings, "max_turn_chars", 4000))
+    total_cap = int(getattr(settings, "max_history_chars", 16000))
+    if len(history) > max_turns:
+        raise ApiError(413, "history_too_long", f"The history has {len(history)} turns; the limit is {max_turns}.")
+    total = 0
+    for i, turn in enumerate(history):
+        n = len(turn.content)
+        if n > per_turn:
+            raise ApiError(413, "history_too_long",
+                           f"History turn {i + 1} has {n} characters; the limit per turn is {per_turn}.")
+        total += n
+    if total > total_cap:
+        raise ApiError(413, "history_too_long",
+                       f"The history has {total} characters in all; the limit is {total_cap}.")
+    return [Turn(role=t.role, content=t.content) for t in history]
+
+
 async def ask(
     service: Any,
     question: str,

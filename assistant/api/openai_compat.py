@@ -78,6 +78,7 @@ async def chat_completions(
 ) -> Any:
     question, history = split_messages(body)
     question = deps.check_question(question, settings)
+    history = deps.check_history(history, settings)
     answer = await deps.ask(service, question, body.top_k, body.filters, history)
     metrics.count_answer(answer.answered, "chat")
     content = answer_with_sources(answer, markdown=True)
