@@ -105,7 +105,7 @@ def ui_routes(app) -> list[tuple[str, str]]:
     """(method, path) of every route of the mounted Gradio app (FastAPI's included routers flattened)."""
     from starlette.routing import Mount
 
-    (mount,) = [r for r in app.routes if isinstance(r, Mount)]
+    (mount,) = [r for r in app.routes if isinstance(r, Mount) and hasattr(r.app, "get_blocks")]
     out: list[tuple[str, str]] = []
 
     def walk(routes) -> None:
@@ -258,7 +258,7 @@ def test_the_ui_queue_is_capped(fixture_service, fixture_settings):
     app = build_app(live_settings(fixture_settings, ui_queue_size=3), service=fixture_service)
     from starlette.routing import Mount
 
-    (mount,) = [r for r in app.routes if isinstance(r, Mount)]
+    (mount,) = [r for r in app.routes if isinstance(r, Mount) and hasattr(r.app, "get_blocks")]
     assert mount.app.get_blocks()._queue.max_size == 3
 
 
@@ -392,3 +392,107 @@ def test_strict_types_on_search_and_chat(live):
         assert_json_error(http.post("/v1/chat/completions", json=chat), 422)
         r = http.post("/v1/search", json={"query": "unearmarked funding", "filters": {"year": 2022}, "top_k": 3})
         assert r.status_code == 200 and r.json()["passages"]
+
+
+# --- deadlines and the bounded executor ---------------------------------------------------------
+
+
+class SlowService:
+    """The real service behind a stage that takes ``delay`` seconds (as a pathological question would)."""
+
+    def __init__(self, real, delay: float):
+        self.real, self.delay = real, delay
+        self.calls = self.completed = self.dropped = 0
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def ask(self, question, top_k=5, filters=None, history=None, deadline=None):
+        from assistant.service import DeadlineExceeded
+
+        self.calls += 1
+        time.sleep(self.delay)
+        try:
+            answer = self.real.ask(question, top_k=top_k, filters=filters, history=history, deadline=deadline)
+        except DeadlineExceeded:
+            self.dropped += 1
+            raise
+        self.completed += 1
+        return answer
+
+
+def _parallel(server: LiveServer, n: int, body: dict) -> list[tuple[httpx.Response, float]]:
+    out: list = [None] * n
+
+    def one(i: int) -> None:
+        with server.client(headers=AUTH) as http:
+            t0 = time.perf_counter()
+            r = http.post("/v1/ask", json=body)
+            out[i] = (r, time.perf_counter() - t0)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join(60)
+    return out
+
+
+def test_a_full_queue_answers_503_with_retry_after(fixture_service, fixture_settings):
+    """Before: every request was taken (40 threadpool threads) and they piled up behind one another."""
+    slow = SlowService(fixture_service, delay=1.5)
+    settings = live_settings(fixture_settings, ask_workers=1, ask_queue_size=1, ask_deadline_s=30)
+    with LiveServer(build_app(settings, service=slow)) as server:
+        results = []
+        t = threading.Thread(target=lambda: results.extend(_parallel(server, 4, {"question": DENMARK_Q})))
+        t.start()
+        time.sleep(0.5)
+        with server.client() as http:  # the event loop is free while the workers are busy
+            t0 = time.perf_counter()
+            assert http.get("/healthz").status_code == 200
+            assert time.perf_counter() - t0 < 0.5
+        t.join(60)
+    statuses = sorted(r.status_code for r, _ in results)
+    assert statuses == [200, 200, 503, 503], statuses
+    for r, elapsed in results:
+        if r.status_code == 503:
+            assert_json_error(r, 503, "overloaded")
+            assert int(r.headers["retry-after"]) >= 1 and elapsed < 1.0  # refused at once, not queued
+
+
+def test_the_deadline_is_enforced_in_the_service_and_drops_the_work(fixture_service, fixture_settings):
+    """Before: nothing stopped a question whose client had gone; the answer came when it came."""
+    slow = SlowService(fixture_service, delay=1.2)
+    settings = live_settings(fixture_settings, ask_deadline_s=0.5)
+    with LiveServer(build_app(settings, service=slow)) as server, server.client(headers=AUTH) as http:
+        t0 = time.perf_counter()
+        r = http.post("/v1/ask", json={"question": DENMARK_Q})
+        elapsed = time.perf_counter() - t0
+        assert_json_error(r, 503, "deadline_exceeded")
+        assert r.headers["retry-after"] and elapsed < 1.1, elapsed
+        time.sleep(1.2)
+    assert slow.calls == 1 and slow.dropped == 1 and slow.completed == 0  # the rest of the work was not done
+
+
+def test_queued_questions_past_their_deadline_never_start(fixture_service, fixture_settings):
+    slow = SlowService(fixture_service, delay=1.5)
+    settings = live_settings(fixture_settings, ask_workers=1, ask_queue_size=4, ask_deadline_s=0.8)
+    with LiveServer(build_app(settings, service=slow)) as server:
+        results = _parallel(server, 3, {"question": DENMARK_Q})
+        time.sleep(2.0)
+    assert [r.status_code for r, _ in results] == [503, 503, 503]
+    assert all(r.json()["error"]["code"] == "deadline_exceeded" for r, _ in results)
+    assert slow.calls == 1  # the two queued questions were dropped before they started
+
+
+def test_ui_questions_share_the_executor_and_its_limits(fixture_service):
+    from assistant.api.workers import QuestionPool
+    from ui.handlers import ChatHandlers
+
+    slow = SlowService(fixture_service, delay=0.6)
+    handlers = ChatHandlers(slow, fixture_service.settings, stream_delay_s=0,
+                            pool=QuestionPool(workers=1, queue_size=0, deadline_s=0.3))
+    chat, conv, _, box = list(handlers.respond(DENMARK_Q, []))[-1]
+    assert conv[-1]["answer"] is None and "busy" in chat[-1]["content"]
+    assert box == DENMARK_Q  # kept in the box to ask again

@@ -34,7 +34,7 @@ def mount_ui(app: FastAPI, service: Any, settings: Any, path: str = "/") -> Fast
     from ui.layout import CSS, HEAD, THEME, build_blocks as _build
 
     accounts = parse_auth(getattr(settings, "ui_auth", ""))
-    demo = _build(service, settings)
+    demo = _build(service, settings, pool=getattr(app.state, "question_pool", None))
     demo.queue(default_concurrency_limit=2, max_size=int(getattr(settings, "ui_queue_size", 16) or 16))
     gr.mount_gradio_app(
         app,

@@ -38,10 +38,13 @@ ANY = ""
 
 
 class ChatHandlers:
-    def __init__(self, service: Any, settings: Any, stream_delay_s: float = STREAM_DELAY_S):
+    def __init__(self, service: Any, settings: Any, stream_delay_s: float = STREAM_DELAY_S, pool: Any = None):
         self.service = service
         self.settings = settings
         self.stream_delay_s = stream_delay_s
+        self.pool = pool
+        """The API's bounded question executor (``assistant.api.workers.QuestionPool``): the UI's
+        questions share its workers, queue and deadline. ``None``: call the service directly."""
 
     # --- filters --------------------------------------------------------------------------
 
@@ -172,7 +175,12 @@ class ChatHandlers:
             filters = self.build_filters(document_ids, language, year)
             k = int(top_k) if top_k else getattr(self.settings, "top_k", 5)
             k = max(1, min(k, 50))
-            answer: Answer = self.service.ask(question, top_k=k, filters=filters, history=self.history_turns(conv))
+            history = self.history_turns(conv)
+            if self.pool is not None:
+                answer: Answer = self.pool.run_sync(self.service.ask, question, top_k=k, filters=filters,
+                                                    history=history)
+            else:
+                answer = self.service.ask(question, top_k=k, filters=filters, history=history)
         except (ValueError, ValidationError) as exc:  # bad input: say so, no stack trace
             conv.append({"question": question, "answer": None, "error": str(exc)[:300], "message": _short_error(exc)})
             yield out("")

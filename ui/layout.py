@@ -112,8 +112,8 @@ COPY_JS = """
 """
 
 
-def build_blocks(service: Any, settings: Any, handlers: ChatHandlers | None = None) -> gr.Blocks:
-    h = handlers or ChatHandlers(service, settings)
+def build_blocks(service: Any, settings: Any, handlers: ChatHandlers | None = None, pool: Any = None) -> gr.Blocks:
+    h = handlers or ChatHandlers(service, settings, pool=pool)
     top_k_default = int(getattr(settings, "top_k", 5) or 5)
 
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:

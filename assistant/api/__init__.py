@@ -57,6 +57,13 @@ def create_app(service: Any, settings: Settings, *, max_body_bytes: int | None =
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.rate_limiter = TokenBucket(settings.rate_limit_per_minute)
+    from assistant.api.workers import QuestionPool
+
+    app.state.question_pool = QuestionPool(
+        workers=int(getattr(settings, "ask_workers", 2)),
+        queue_size=int(getattr(settings, "ask_queue_size", 64)),
+        deadline_s=float(getattr(settings, "ask_deadline_s", 8.0)),
+    )
 
     install_error_handlers(app)
     for module in (health, ask, search, documents, feedback, openai_compat, teams):

@@ -3,6 +3,7 @@ that turn service exceptions into API errors."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, TypeVar
 
 from fastapi import Request
@@ -39,6 +40,50 @@ def get_settings(request: Request) -> Settings:
 
 def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
+
+
+def get_pool(request: Request) -> Any:
+    """The bounded question executor (``assistant.api.workers.QuestionPool``), or None."""
+    return getattr(request.app.state, "question_pool", None)
+
+
+def busy_error(exc: BaseException) -> ApiError | None:
+    """503 with Retry-After for a full queue or a question past its deadline; None for anything else."""
+    from assistant.api.workers import Overloaded
+
+    try:
+        from assistant.service import DeadlineExceeded
+    except ImportError:  # pragma: no cover
+        DeadlineExceeded = TimeoutError  # type: ignore[misc,assignment]
+    if isinstance(exc, Overloaded):
+        return ApiError(503, "overloaded", "The server is answering as many questions as it can; retry shortly.",
+                        headers={"Retry-After": "2"})
+    if isinstance(exc, (DeadlineExceeded, TimeoutError)):
+        return ApiError(503, "deadline_exceeded", "The question took longer than the server allows; retry shortly.",
+                        headers={"Retry-After": "2"})
+    return None
+
+
+async def run_question(pool: Any, fn: Callable[..., T], *args: Any, deadline: float | None = None,
+                       what: str = "item", **kwargs: Any) -> T:
+    """``call_service(fn, ...)`` on the bounded executor (or the threadpool when there is none)."""
+    from assistant.api.workers import _takes_deadline
+
+    if pool is None:
+        return await call_service_async(fn, *args, what=what, **kwargs)
+    deadline = pool.deadline() if deadline is None else deadline
+    if _takes_deadline(fn):
+        kwargs["deadline"] = deadline
+    job = functools.partial(call_service, fn, *args, what=what, **kwargs)
+    try:
+        return await pool.run(job, deadline=deadline)
+    except ApiError:
+        raise
+    except Exception as exc:
+        mapped = busy_error(exc)
+        if mapped is None:
+            raise
+        raise mapped from None
 
 
 def get_service(request: Request) -> Any:
@@ -114,8 +159,11 @@ async def ask(
     top_k: int,
     filters: Filters | None,
     history: list[Turn] | None,
+    pool: Any = None,
+    deadline: float | None = None,
 ) -> Answer:
-    answer = await call_service_async(service.ask, question, top_k=top_k, filters=filters, history=history or None)
+    answer = await run_question(pool, service.ask, question, deadline=deadline, top_k=top_k, filters=filters,
+                                history=history or None)
     if not isinstance(answer, Answer):  # tolerate a subclass or a dict from the service
         answer = Answer.model_validate(answer if isinstance(answer, dict) else answer.model_dump())
     return answer

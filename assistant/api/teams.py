@@ -7,7 +7,6 @@ within 5 seconds with ``{"type": "message", "text": ...}`` (Markdown).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -16,6 +15,7 @@ import html
 import json
 import logging
 import re
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -114,12 +114,17 @@ async def teams_webhook(request: Request) -> Any:
             "text": f"That question is too long ({len(question)} characters; the limit is "
             f"{settings.max_question_chars}). Please shorten it.",
         }
+    # The deadline is enforced inside the service (work is dropped, not abandoned on a thread).
+    pool = deps.get_pool(request)
+    deadline = time.monotonic() + min(TEAMS_TIMEOUT_S, float(getattr(settings, "ask_deadline_s", TEAMS_TIMEOUT_S)))
     try:
-        answer = await asyncio.wait_for(deps.ask(service, question, settings.top_k, None, None), TEAMS_TIMEOUT_S)
-    except asyncio.TimeoutError:
-        log.warning("Teams question took longer than %.1f s; replied with an apology", TEAMS_TIMEOUT_S)
-        return {"type": "message", "text": "Sorry, that took too long to answer. Please try again in a moment."}
+        answer = await deps.ask(service, question, settings.top_k, None, None, pool=pool, deadline=deadline)
     except ApiError as exc:
+        if exc.code == "deadline_exceeded":
+            log.warning("Teams question took longer than %.1f s; replied with an apology", TEAMS_TIMEOUT_S)
+            return {"type": "message", "text": "Sorry, that took too long to answer. Please try again in a moment."}
+        if exc.code == "overloaded":
+            return {"type": "message", "text": "Sorry, I am answering many questions right now. Please try again in a moment."}
         return {"type": "message", "text": f"Sorry, I could not answer that: {exc.message}"}
     request.app.state.metrics.count_answer(answer.answered, "teams")
     return {"type": "message", "text": answer_with_sources(answer, markdown=True)}
