@@ -496,3 +496,29 @@ def test_ui_questions_share_the_executor_and_its_limits(fixture_service):
     chat, conv, _, box = list(handlers.respond(DENMARK_Q, []))[-1]
     assert conv[-1]["answer"] is None and "busy" in chat[-1]["content"]
     assert box == DENMARK_Q  # kept in the box to ask again
+
+
+# --- index reload ------------------------------------------------------------------------------
+
+
+def test_a_failed_reload_is_409_and_the_old_index_keeps_serving(fixture_settings, tmp_path):
+    """Before: a broken index on disk made POST /v1/index/reload a 500."""
+    import shutil
+
+    from assistant.service import AssistantService
+
+    index_dir = tmp_path / "index"
+    shutil.copytree(fixture_settings.index_dir, index_dir, symlinks=True)
+    settings = live_settings(fixture_settings, index_dir=index_dir)
+    service = AssistantService(settings)
+    service.load()
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    with LiveServer(build_app(settings, service=service)) as server, server.client() as http:
+        (index_dir / "current" / "manifest.json").write_text("{ not json")
+        err = assert_json_error(http.post("/v1/index/reload", headers=admin), 409, "reload_failed")
+        assert "previous index is still serving" in err["message"]
+        (index_dir / "current").unlink()
+        err = assert_json_error(http.post("/v1/index/reload", headers=admin), 409, "reload_failed")
+        assert "assistant index" in err["message"]
+        r = http.post("/v1/ask", json={"question": DENMARK_Q}, headers=AUTH)
+        assert r.status_code == 200 and r.json()["answered"]

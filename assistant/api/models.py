@@ -288,6 +288,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing or invalid credentials",
         403: "Forbidden",
         404: "Not found",
+        409: "Conflict (e.g. an index reload failed; the previous index keeps serving)",
         413: "Question or body too large",
         422: "Invalid request body or parameters",
         429: "Rate limit exceeded (see Retry-After)",
