@@ -522,3 +522,34 @@ def test_a_failed_reload_is_409_and_the_old_index_keeps_serving(fixture_settings
         assert "assistant index" in err["message"]
         r = http.post("/v1/ask", json={"question": DENMARK_Q}, headers=AUTH)
         assert r.status_code == 200 and r.json()["answered"]
+
+
+# --- Teams -------------------------------------------------------------------------------------
+
+
+def _teams(http: httpx.Client, raw: bytes) -> httpx.Response:
+    from assistant.api.teams import sign
+
+    return http.post("/teams/webhook", content=raw,
+                     headers={"Content-Type": "application/json", "Authorization": f"HMAC {sign(raw, TEAMS_SECRET)}"})
+
+
+def test_a_signed_flood_of_mentions_does_not_stall_the_server(live):
+    """Before: 60,000 ``<at>`` took 47 s on the event loop (/healthz took 7.8 s meanwhile)."""
+    raw = json.dumps({"type": "message", "text": "<at>" * 60_000}).encode()
+    with live.client() as http:
+        t0 = time.perf_counter()
+        r = _teams(http, raw)
+        assert r.status_code == 200 and "too long" in r.json()["text"]
+        assert time.perf_counter() - t0 < 2.0
+        just_under = json.dumps({"type": "message", "text": "<at>Bot</at> " + "<at " * 1500 + "?"}).encode()
+        t0 = time.perf_counter()
+        assert _teams(http, just_under).status_code == 200
+        assert time.perf_counter() - t0 < 5.0
+
+
+def test_signed_deeply_nested_json_is_400(live):
+    """Before: json.loads hit the recursion limit and the answer was a 500."""
+    raw = b'{"type": "message", "text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with live.client() as http:
+        assert_json_error(_teams(http, raw), 400, "bad_request")
