@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     teams_secret: SecretStr | None = None
     rate_limit_per_minute: int = 120
     """Requests per minute per API key (per client address when open, and per UI user); 0 = off."""
+    failed_auth_per_minute: int = 30
+    """Wrong or missing API/admin keys allowed per client address per minute; beyond, 429. 0 = off."""
     max_question_chars: int = 2000
     max_body_bytes: int = 256 * 1024
     """Request bodies over this size give 413 on every path, the UI's included."""
@@ -54,6 +56,9 @@ class Settings(BaseSettings):
     max_history_chars: int = 16000
     """All history turns together longer than this give 413."""
     cors_origins: str = ""
+    forwarded_allow_ips: str = "127.0.0.1,::1"
+    """Peers whose ``X-Forwarded-For``/``-Proto`` uvicorn believes (a reverse proxy on this machine);
+    the client address behind them keys the per-address limits. Empty: believe no one."""
 
     ask_deadline_s: float = 8.0
     """Seconds a question may take, queueing included; past it the work is dropped and the answer is 503."""

@@ -37,6 +37,7 @@ def _api_settings(base: Settings) -> Settings:
             "admin_key": SecretStr("fuzz-admin"),
             "teams_secret": SecretStr("aW9tLWFzc2lzdGFudC1leGFtcGxlLXNlY3JldC0wMDA="),
             "rate_limit_per_minute": 1_000_000,
+            "failed_auth_per_minute": 0,  # the run sends many wrong keys on purpose
             "ui_auth": "fuzz-user:fuzz-password",
         }
     )

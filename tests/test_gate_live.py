@@ -553,3 +553,38 @@ def test_signed_deeply_nested_json_is_400(live):
     raw = b'{"type": "message", "text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     with live.client() as http:
         assert_json_error(_teams(http, raw), 400, "bad_request")
+
+
+# --- rate limits: failed authentication, forwarded addresses --------------------------------------
+
+
+def test_wrong_keys_are_throttled_per_address(fixture_service, fixture_settings):
+    """Before: failed authentications were never throttled (a key could be guessed at full speed)."""
+    settings = live_settings(fixture_settings, rate_limit_per_minute=120, failed_auth_per_minute=30)
+    app = build_app(settings, service=fixture_service)
+    with LiveServer(app) as server, server.client() as http:
+        codes = [http.get("/v1/documents", headers={"Authorization": f"Bearer guess-{i}"}).status_code
+                 for i in range(settings.failed_auth_per_minute + 2)]
+        assert codes[0] == 401 and codes[-1] == 429, codes
+        r = http.get("/v1/documents", headers=AUTH)  # this address must wait, even with the right key
+        assert_json_error(r, 429, "rate_limited")
+        assert int(r.headers["retry-after"]) >= 1
+        other = httpx.Client(base_url=server.base, transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+        with other:
+            assert other.get("/v1/documents", headers=AUTH).status_code == 200  # another address is not
+
+
+def test_serve_trusts_forwarded_headers_only_from_configured_peers(fixture_settings, monkeypatch):
+    import uvicorn
+
+    from assistant import server
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: seen.update(k))
+    monkeypatch.setattr(server, "build_app", lambda settings: None)
+    server.run(live_settings(fixture_settings), host="127.0.0.1")
+    assert seen["proxy_headers"] is True and seen["forwarded_allow_ips"] == "127.0.0.1,::1"
+    server.run(live_settings(fixture_settings, forwarded_allow_ips=""), host="127.0.0.1")
+    assert seen["proxy_headers"] is False
+    with pytest.raises(ValueError, match="ASSISTANT_UI_AUTH"):
+        server.run(live_settings(fixture_settings, ui_auth=""), host="0.0.0.0")

@@ -57,6 +57,8 @@ def create_app(service: Any, settings: Settings, *, max_body_bytes: int | None =
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.rate_limiter = TokenBucket(settings.rate_limit_per_minute)
+    failed = int(getattr(settings, "failed_auth_per_minute", 30))
+    app.state.failed_auth = TokenBucket(failed if settings.rate_limit_per_minute > 0 else 0)
     from assistant.api.workers import QuestionPool
 
     app.state.question_pool = QuestionPool(

@@ -146,6 +146,28 @@ def _limit(request: Request, client: str) -> None:
         )
 
 
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _failed_auth_limit(request: Request) -> None:
+    """Refuse an address that sent too many wrong keys lately (429), before comparing anything."""
+    bucket: TokenBucket | None = getattr(request.app.state, "failed_auth", None)
+    if bucket is None:
+        return
+    wait = bucket.peek("authfail:" + _client_address(request))
+    if wait > 0:
+        raise ApiError(429, "rate_limited", "Too many requests with a wrong or missing key; retry later.",
+                       headers={"Retry-After": str(max(1, math.ceil(wait)))})
+
+
+def _failed_auth(request: Request, message: str) -> ApiError:
+    bucket: TokenBucket | None = getattr(request.app.state, "failed_auth", None)
+    if bucket is not None:
+        bucket.take("authfail:" + _client_address(request))
+    return _unauthorized(message)
+
+
 async def require_api_key(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
 ) -> str:
@@ -158,10 +180,11 @@ async def require_api_key(
     if settings.admin_key is not None and settings.admin_key.get_secret_value():
         keys = (keys | {settings.admin_key.get_secret_value()}) if keys else keys
     if keys:
+        _failed_auth_limit(request)
         if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-            raise _unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
+            raise _failed_auth(request, "Missing API key: send 'Authorization: Bearer <key>'.")
         if not _matches(credentials.credentials, keys):
-            raise _unauthorized("Invalid API key.")
+            raise _failed_auth(request, "Invalid API key.")
         client = _key_id(credentials.credentials)
     else:
         client = "ip:" + (request.client.host if request.client else "unknown")
@@ -177,10 +200,11 @@ async def require_admin_key(
     admin = settings.admin_key.get_secret_value() if settings.admin_key is not None else ""
     if not admin:
         raise ApiError(403, "admin_disabled", "Admin endpoints are disabled: set ASSISTANT_ADMIN_KEY.")
+    _failed_auth_limit(request)
     if credentials is None or not credentials.credentials:
-        raise _unauthorized("Missing admin key: send 'Authorization: Bearer <admin key>'.")
+        raise _failed_auth(request, "Missing admin key: send 'Authorization: Bearer <admin key>'.")
     if not hmac.compare_digest(credentials.credentials.encode(), admin.encode()):
-        raise _unauthorized("Invalid admin key.")
+        raise _failed_auth(request, "Invalid admin key.")
     client = _key_id(credentials.credentials)
     _limit(request, client)
     return client
