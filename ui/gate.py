@@ -12,8 +12,8 @@ front of the whole mount and decides for every path that the API does not own.
   accounts: every worker process checks it alike, and changing a password ends every session.
 - Writes (any method but GET/HEAD) whose ``Origin`` is another site are refused (403): a page
   on another origin, ``localhost`` ones included, cannot drive the UI with the user's cookie.
-- Every UI request but the login page counts against the per-user (or per-address) rate limit;
-  failed logins have a stricter bucket of their own.
+- Every UI request but the login page and the page's static files counts against the per-user
+  (or per-address) rate limit; failed logins have a stricter bucket of their own.
 - Upload and other routes the page never uses are answered 404.
 """
 
@@ -60,6 +60,11 @@ BLOCKED_PREFIXES = (
 )
 
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+# Static files of the page (scripts, styles, icons): they still need the login, but a page load
+# fetches dozens of them and they reach no service, so they do not count against the rate limit.
+STATIC_PREFIXES = ("/assets/", "/static/", "/svelte/", "/favicon.ico", "/theme.css", "/manifest.json",
+                   "/robots.txt", "/pwa_icon", "/gradio_api/file=")
 
 
 def _b64(data: bytes) -> str:
@@ -219,7 +224,8 @@ class UIGate:
         if path.startswith(BLOCKED_PREFIXES):
             await self._json(send, 404, "not_found", "Not found.")
             return
-        wait = self.limiter.take("ui-user:" + user if user else "ui-ip:" + client)
+        static = method in ("GET", "HEAD") and path.startswith(STATIC_PREFIXES)
+        wait = 0.0 if static else self.limiter.take("ui-user:" + user if user else "ui-ip:" + client)
         if wait > 0:
             await self._json(send, 429, "rate_limited", "Too many requests; retry later.",
                              [(b"retry-after", str(max(1, math.ceil(wait))).encode())])
