@@ -44,7 +44,9 @@ def free_port() -> int:
 def start_server(port: int, workers: int) -> subprocess.Popen:
     """`assistant serve` on loopback, without rate limit or access log (they would measure themselves)."""
     env = {**os.environ, "ASSISTANT_RATE_LIMIT_PER_MINUTE": "0", "ASSISTANT_LOG_LEVEL": "WARNING",
-           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           # the code of this checkout, not whichever one the editable install points at
+           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
     exe = shutil.which("assistant", path=str(Path(sys.executable).parent)) or shutil.which("assistant")
     cmd = [exe, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     print(f"starting server: assistant serve --workers {workers} on 127.0.0.1:{port}", file=sys.stderr)
