@@ -589,3 +589,22 @@ def test_serve_trusts_forwarded_headers_only_from_configured_peers(fixture_setti
     assert seen["proxy_headers"] is False
     with pytest.raises(ValueError, match="ASSISTANT_UI_AUTH"):
         server.run(live_settings(fixture_settings, ui_auth=""), host="0.0.0.0")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"question": "   ", "answer": "a", "rating": "up"},
+        {"question": "q", "answer": "a", "rating": "up", "extra": "field"},
+        {"question": "q" * 2001, "answer": "a", "rating": "up"},
+        {"question": "q", "answer": "a" * 8001, "rating": "down"},
+        {"question": "q", "answer": "a", "rating": "down", "comment": "c" * 2001},
+    ],
+)
+def test_feedback_entries_are_bounded_and_not_blank(live, fixture_service, body):
+    """Before: a blank question was accepted, extra fields were ignored, one entry could be 109 KB."""
+    path = fixture_service.settings.feedback_path
+    before = path.read_text().count("\n") if path.exists() else 0
+    with live.client(headers=AUTH) as http:
+        assert_json_error(http.post("/v1/feedback", json=body), 422, "validation_error")
+    assert (path.read_text().count("\n") if path.exists() else 0) == before

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from assistant.records import Citation, DocumentInfo, Filters, PassageOut, Turn
+from assistant.records import Citation, DocumentInfo, Feedback, Filters, PassageOut, Turn
 
 QUESTION_EXAMPLE = "How much unearmarked funding did Denmark give IOM?"
 
@@ -142,6 +142,20 @@ class DocumentOut(DocumentInfo):
 
 class DocumentList(BaseModel):
     documents: list[DocumentOut]
+
+
+NonBlank = r"\S"
+
+
+class FeedbackRequest(Feedback):
+    """Feedback as the API accepts it: no extra fields, no blank question, bounded entries
+    (one log line is at most a few tens of KB)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, max_length=2000, strict=True, pattern=NonBlank)
+    answer: str = Field(min_length=1, max_length=8000, strict=True, pattern=NonBlank)
+    comment: str | None = Field(default=None, max_length=2000, strict=True)
 
 
 class FeedbackAck(BaseModel):
