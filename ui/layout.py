@@ -119,9 +119,10 @@ def build_blocks(service: Any, settings: Any, handlers: ChatHandlers | None = No
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         conv = gr.State([])
         with gr.Row(elem_id="app-head"):
+            sign_out = ' <a href="/logout" id="sign-out">Sign out</a>' if getattr(settings, "ui_auth", "") else ""
             gr.HTML(
                 f"<h1>{TITLE}</h1><p>Answers only from the indexed documents, with the passage behind every claim. "
-                "Runs offline.</p>"
+                f"Runs offline.{sign_out}</p>"
             )
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
