@@ -37,6 +37,13 @@ def load_catalog(corpus_dir: Path, suffixes: frozenset[str] | set[str] | None = 
             docs = [DocumentInfo(**entry) for entry in data.get("documents", [])]
         except (tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
             raise CatalogError(f"{catalog_path}: {exc}") from exc
+    root = corpus_dir.resolve()
+    for d in docs:
+        # A catalog entry names a file inside corpus/: no absolute paths, no "..", no symlink out of it.
+        candidate = Path(d.file)
+        resolved = (corpus_dir / candidate).resolve()
+        if candidate.is_absolute() or ".." in candidate.parts or not resolved.is_relative_to(root) or resolved == root:
+            raise CatalogError(f"{catalog_path}: document {d.id!r}: file {d.file!r} is not a file inside {corpus_dir}")
     ids = [d.id for d in docs]
     if len(ids) != len(set(ids)):
         raise CatalogError(f"{catalog_path}: duplicate document ids")

@@ -31,7 +31,7 @@ import faiss
 import numpy as np
 from llama_index.core.schema import TextNode
 
-from assistant.catalog import load_catalog
+from assistant.catalog import CatalogError, load_catalog
 from assistant.chunking import CHUNKER_VERSION, chunk_document
 from assistant.evidence import span_embed_text, split_spans
 from assistant.lexical import index_tokens
@@ -205,8 +205,10 @@ def build_index(settings: Settings, progress: Callable[[int, int], None] | None 
     tmp.mkdir()
     try:
         _write_build(tmp, settings, indexed_docs, docs, nodes, vectors, spans, t0)
+        _fsync_tree(tmp)  # every file on disk before the build gets its final name
         final = builds / stamp
         os.replace(tmp, final)
+        _fsync_dir(builds)
         _publish(settings.index_dir, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -251,13 +253,38 @@ def _write_build(path: Path, settings: Settings, indexed: list[DocumentInfo], ca
     (path / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
 
 
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file under ``root``, then every directory (deepest first), then ``root``."""
+    dirs = []
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        dirs.append(Path(dirpath))
+    for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+        _fsync_dir(d)
+
+
 def _publish(index_dir: Path, build: Path) -> None:
     link = index_dir / CURRENT
     tmp_link = index_dir / f".{CURRENT}.tmp-{os.getpid()}"
     if tmp_link.is_symlink() or tmp_link.exists():
         tmp_link.unlink()
     tmp_link.symlink_to(build.relative_to(index_dir))
+    _fsync_dir(index_dir)  # the new link is on disk before it replaces the old one
     os.replace(tmp_link, link)
+    _fsync_dir(index_dir)
 
 
 def _prune(builds: Path, keep: Path) -> None:
@@ -320,7 +347,7 @@ def build_index_cli(settings: Settings, if_stale: bool = False) -> int:
 
         try:
             report = build_index(settings, progress=progress)
-        except IndexUnavailable as exc:
+        except (IndexUnavailable, CatalogError) as exc:
             console.print(f"[red]error:[/red] {exc}")
             return 2
     for err in report.errors:

@@ -25,7 +25,7 @@ def build_app(settings: Settings, service: AssistantService | None = None, with_
     app = create_app(service, settings)
     if not service.ready:
         threading.Thread(target=_load, args=(service,), name="index-loader", daemon=True).start()
-    if with_ui:
+    if with_ui and getattr(settings, "ui_enabled", True):
         from ui import mount_ui
 
         mount_ui(app, service, settings)
@@ -50,9 +50,12 @@ def run(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers: 
     import uvicorn
 
     check_bind(host, settings)
-    log.info("serving on http://%s:%d (API under /v1, docs at /docs, chat at /)", host, port)
+    log.info("serving on http://%s:%d (API under /v1, docs at /docs%s)", host, port,
+             ", chat at /" if settings.ui_enabled else "; browser UI off")
+    proxy = settings.forwarded_allow_ips.strip()
+    common = dict(host=host, port=port, log_level=settings.log_level.lower(),
+                  proxy_headers=bool(proxy), forwarded_allow_ips=proxy or None)
     if workers > 1:
-        uvicorn.run("assistant.server:app_factory", factory=True, host=host, port=port, workers=workers,
-                    log_level=settings.log_level.lower())
+        uvicorn.run("assistant.server:app_factory", factory=True, workers=workers, **common)
     else:
-        uvicorn.run(build_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+        uvicorn.run(build_app(settings), **common)

@@ -35,6 +35,15 @@ class NotReady(RuntimeError):
     pass
 
 
+class DeadlineExceeded(TimeoutError):
+    """The question's deadline passed: its remaining work is dropped (the API answers 503)."""
+
+
+def _check_deadline(deadline: float | None, stage: str) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise DeadlineExceeded(f"the question ran out of time ({stage})")
+
+
 class DocumentSummary(DocumentInfo):
     passage_count: int = 0
 
@@ -105,12 +114,17 @@ class AssistantService:
 
     # -- questions ---------------------------------------------------------------------------
     def ask(self, question: str, top_k: int = 5, filters: Filters | None = None,
-            history: list[Turn] | None = None) -> Answer:
+            history: list[Turn] | None = None, deadline: float | None = None) -> Answer:
+        """Answer ``question``. ``deadline`` (a ``time.monotonic()`` value) is checked before each
+        stage: past it, ``DeadlineExceeded`` is raised and the rest of the work is not done."""
         state = self._current()
+        _check_deadline(deadline, "queued")
         t0 = time.perf_counter()
         plan = state.retriever.plan(question, history)
+        _check_deadline(deadline, "plan")
         t1 = time.perf_counter()
         hits = state.retriever.search(plan, max(top_k, 1), filters)
+        _check_deadline(deadline, "retrieval")
         t2 = time.perf_counter()
         answer = state.answerer.answer(question, plan, hits)
         t3 = time.perf_counter()
@@ -124,9 +138,11 @@ class AssistantService:
         return answer
 
     def search(self, query: str, top_k: int = 5, filters: Filters | None = None,
-               history: list[Turn] | None = None) -> list[PassageOut]:
+               history: list[Turn] | None = None, deadline: float | None = None) -> list[PassageOut]:
         state = self._current()
+        _check_deadline(deadline, "queued")
         plan = state.retriever.plan(query, history)
+        _check_deadline(deadline, "plan")
         return [to_passage_out(h) for h in state.retriever.search(plan, top_k, filters)]
 
     # -- catalog -----------------------------------------------------------------------------

@@ -46,9 +46,22 @@ class Settings(BaseSettings):
     """Comma-separated bearer keys for the HTTP API; empty means open, loopback only."""
     admin_key: SecretStr | None = None
     teams_secret: SecretStr | None = None
-    rate_limit_per_minute: int = 1200
+    rate_limit_per_minute: int = 120
+    """Requests per minute per API key (per client address when open, and per UI user); 0 = off."""
+    failed_auth_per_minute: int = 30
+    """Wrong or missing API/admin keys allowed per client address per minute; beyond, 429. 0 = off."""
     max_question_chars: int = 2000
+    max_body_bytes: int = 256 * 1024
+    """Request bodies over this size give 413 on every path, the UI's included."""
+    max_turn_chars: int = 4000
+    """One history turn (``/v1/ask`` history, chat messages before the question) longer than this gives 413."""
+    max_history_turns: int = 40
+    max_history_chars: int = 16000
+    """All history turns together longer than this give 413."""
     cors_origins: str = ""
+    forwarded_allow_ips: str = "127.0.0.1,::1"
+    """Peers whose ``X-Forwarded-For``/``-Proto`` uvicorn believes (a reverse proxy on this machine);
+    the client address behind them keys the per-address limits. Empty: believe no one."""
 
     max_upload_bytes: int = 20 * 1024 * 1024
     """Largest document accepted by ``POST /v1/documents`` (413 above it)."""
@@ -65,8 +78,23 @@ class Settings(BaseSettings):
     bot_reply_within_seconds: float = 4.0
     """Longer than this, the answer follows as a proactive reply (the request is acknowledged first)."""
 
+    ask_deadline_s: float = 8.0
+    """Seconds a question may take, queueing included; past it the work is dropped and the answer is 503."""
+    ask_workers: int = 2
+    """Threads that answer questions (CPU work): one per core."""
+    ask_queue_size: int = 64
+    """Questions that may wait for a worker; one more gives 503 ``overloaded`` with Retry-After."""
+
+    ui_enabled: bool = True
+    """Mount the browser UI at ``/``; ``false`` serves the API only."""
     ui_auth: str = ""
-    """``user:password`` pairs, comma-separated, required by the browser UI when set."""
+    """``user:password`` pairs, comma-separated: the browser UI's login. Required to serve the UI off loopback."""
+    ui_session_hours: float = 12.0
+    """How long a UI login lasts."""
+    ui_queue_size: int = 16
+    """UI questions that may wait in Gradio's queue; more are turned away."""
+    ui_max_exchanges: int = 30
+    """Questions kept in one UI conversation (older ones scroll away)."""
 
     log_level: str = Field(default="INFO")
 

@@ -9,6 +9,7 @@ or a time limit is reached. Prints requests/s, p50/p95/p99 latency and the error
     python bench/load.py --url http://127.0.0.1:8000 --key KEY   # an already running server
     python bench/load.py --vary                # every question text unique: the cold path
     python bench/load.py --workers 2           # one server process per core
+    python bench/load.py --vary --heavy 2      # plus 2 clients sending maximal allowed bodies
 
 The server inherits the environment (ASSISTANT_INDEX_DIR etc.); the rate limit is switched
 off for the run (ASSISTANT_RATE_LIMIT_PER_MINUTE=0) since every client shares one address.
@@ -43,7 +44,9 @@ def free_port() -> int:
 def start_server(port: int, workers: int) -> subprocess.Popen:
     """`assistant serve` on loopback, without rate limit or access log (they would measure themselves)."""
     env = {**os.environ, "ASSISTANT_RATE_LIMIT_PER_MINUTE": "0", "ASSISTANT_LOG_LEVEL": "WARNING",
-           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           # the code of this checkout, not whichever one the editable install points at
+           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
     exe = shutil.which("assistant", path=str(Path(sys.executable).parent)) or shutil.which("assistant")
     cmd = [exe, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     print(f"starting server: assistant serve --workers {workers} on 127.0.0.1:{port}", file=sys.stderr)
@@ -71,17 +74,47 @@ def load_questions(path: Path) -> list[str]:
     return questions
 
 
+def heavy_body(questions: list[str], i: int, max_question: int = 2000, max_turn: int = 4000,
+               max_history: int = 16000) -> dict:
+    """The largest request the server accepts by default: a question at the length limit and a
+    history at the per-turn and total limits (distinct each time, so nothing is cached)."""
+    text = " ".join(questions)
+    def chunk(n: int, salt: int) -> str:
+        start = (salt * 7919) % max(1, len(text) - n)
+        return (text[start:] + " " + text)[:n]
+    turns = max_history // max_turn
+    history = [{"role": "user" if t % 2 == 0 else "assistant", "content": chunk(max_turn, i * 10 + t)}
+               for t in range(turns)]
+    return {"question": chunk(max_question - 20, i) + f" (heavy {i})?", "history": history}
+
+
 async def drive(
-    base: str, key: str | None, questions: list[str], clients: int, requests: int, duration: float, vary: bool
+    base: str, key: str | None, questions: list[str], clients: int, requests: int, duration: float, vary: bool,
+    heavy: int = 0,
 ):
     latencies: list[float] = []
     errors: dict[str, int] = {}
+    heavy_stats = {"ok": 0, "errors": 0, "latencies": []}
     issued = 0
     stop_at = time.monotonic() + duration
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    limits = httpx.Limits(max_connections=clients + heavy, max_keepalive_connections=clients + heavy)
+    done = asyncio.Event()
 
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60, limits=limits) as http:
+
+        async def heavy_worker(w: int) -> None:
+            i = 0
+            while not done.is_set() and time.monotonic() < stop_at:
+                i += 1
+                t0 = time.perf_counter()
+                try:
+                    r = await http.post("/v1/ask", json=heavy_body(questions, w * 100_000 + i))
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                heavy_stats["ok" if ok else "errors"] += 1
+                heavy_stats["latencies"].append(time.perf_counter() - t0)
 
         async def worker() -> None:
             nonlocal issued
@@ -104,9 +137,12 @@ async def drive(
                     errors[kind] = errors.get(kind, 0) + 1
 
         t0 = time.perf_counter()
+        heavies = [asyncio.create_task(heavy_worker(w)) for w in range(heavy)]
         await asyncio.gather(*(worker() for _ in range(clients)))
         wall = time.perf_counter() - t0
-    return latencies, errors, wall
+        done.set()
+        await asyncio.gather(*heavies)
+    return latencies, errors, wall, heavy_stats
 
 
 def pct(values: list[float], p: float) -> float:
@@ -128,6 +164,8 @@ def main() -> int:
     ap.add_argument("--questions", type=Path, default=DEV_SET)
     ap.add_argument("--vary", action="store_true",
                     help="make every question text unique (measures the cold path, no query-embedding cache hits)")
+    ap.add_argument("--heavy", type=int, default=0,
+                    help="extra clients that keep sending the largest request allowed (not counted in the figures)")
     ap.add_argument("--ready-timeout", type=float, default=300.0)
     args = ap.parse_args()
 
@@ -144,8 +182,8 @@ def main() -> int:
         headers = {"Authorization": f"Bearer {args.key}"} if args.key else {}
         for q in questions[: args.warmup]:
             httpx.post(base + "/v1/ask", json={"question": q}, headers=headers, timeout=60)
-        latencies, errors, wall = asyncio.run(
-            drive(base, args.key, questions, args.clients, args.requests, args.duration, args.vary)
+        latencies, errors, wall, heavy = asyncio.run(
+            drive(base, args.key, questions, args.clients, args.requests, args.duration, args.vary, args.heavy)
         )
     finally:
         if proc is not None:
@@ -167,6 +205,10 @@ def main() -> int:
         print(f"latency p99      {pct(ms, 99):.0f} ms")
         print(f"latency mean     {statistics.fmean(ms):.0f} ms (max {max(ms):.0f} ms)")
     print(f"errors           {n_err}" + (f"  {errors}" if errors else ""))
+    if args.heavy:
+        hl = [x * 1000 for x in heavy["latencies"]]
+        print(f"heavy clients    {args.heavy}: {heavy['ok']} ok, {heavy['errors']} not ok"
+              + (f", p50 {pct(hl, 50):.0f} ms, max {max(hl):.0f} ms" if hl else ""))
     return 1 if n_err else 0
 
 

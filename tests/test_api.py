@@ -171,7 +171,7 @@ def test_keys_never_logged(fixture_service, api_settings, caplog):
 
 
 def test_check_bind(fixture_settings, caplog):
-    open_settings = _settings(fixture_settings, api_keys="")
+    open_settings = _settings(fixture_settings, api_keys="", ui_auth="")
     with pytest.raises(ValueError, match="ASSISTANT_API_KEYS"):
         check_bind("0.0.0.0", open_settings)
     with pytest.raises(ValueError):
@@ -180,7 +180,15 @@ def test_check_bind(fixture_settings, caplog):
     for host in ("127.0.0.1", "localhost", "::1"):
         check_bind(host, open_settings)
     assert "open" in caplog.text and "loopback" in caplog.text
-    check_bind("0.0.0.0", _settings(fixture_settings))  # keys set: any host
+    # API keys alone no longer open a public bind: the browser UI would answer without a credential.
+    with pytest.raises(ValueError, match="ASSISTANT_UI_AUTH"):
+        check_bind("0.0.0.0", _settings(fixture_settings, ui_auth=""))
+    check_bind("0.0.0.0", _settings(fixture_settings, ui_auth="amina:long-passphrase"))  # keys + UI login
+    check_bind("0.0.0.0", _settings(fixture_settings, ui_auth="", ui_enabled=False))  # API only
+    with pytest.raises(ValueError, match="ASSISTANT_UI_AUTH"):
+        check_bind("0.0.0.0", _settings(fixture_settings, ui_auth="no-colon"))
+    with pytest.raises(ValueError, match="ASSISTANT_API_KEYS"):  # a UI login does not open the API
+        check_bind("0.0.0.0", _settings(fixture_settings, api_keys="", ui_auth="amina:pw"))
 
 
 # --- ask ------------------------------------------------------------------------------------

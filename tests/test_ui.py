@@ -126,8 +126,8 @@ def handlers(fixture_service):
     return ChatHandlers(fixture_service, fixture_service.settings, stream_delay_s=0)
 
 
-def _run(handlers, question, conv=None, chat=None, **kw):
-    outs = list(handlers.respond(question, chat or [], conv or [], **kw))
+def _run(handlers, question, conv=None, **kw):
+    outs = list(handlers.respond(question, conv or [], **kw))
     return outs
 
 
@@ -147,7 +147,7 @@ def test_documents_view_and_filter_choices(handlers, fixture_service):
 def test_chat_streams_an_answer_with_highlighted_sources(handlers):
     outs = _run(handlers, DENMARK_Q)
     first_chat, _, _, box = outs[0]
-    assert first_chat == [{"role": "user", "content": DENMARK_Q}] and box == ""  # question shown at once
+    assert first_chat == [{"role": "user", "content": fmt.question_html(DENMARK_Q)}] and box == ""  # shown at once
     chat, conv, panel, _ = outs[-1]
     assert [m["role"] for m in chat] == ["user", "assistant"]
     ans = Answer.model_validate(conv[0]["answer"])
@@ -183,7 +183,7 @@ def test_follow_up_passes_plain_history_and_keeps_all_sources(handlers):
     assert [t.role for t in turns] == ["user", "assistant"]
     assert turns[0].content == DENMARK_Q
     assert turns[1].content == conv1[0]["answer"]["answer"]  # the answer text, not the chat HTML
-    chat2, conv2, panel2, _ = _run(handlers, "And which rank did that give Denmark?", conv=conv1, chat=chat1)[-1]
+    chat2, conv2, panel2, _ = _run(handlers, "And which rank did that give Denmark?", conv=conv1)[-1]
     assert len(chat2) == 4 and len(conv2) == 2
     assert panel2.count("<section hidden") == 1 and 'data-answer="1"' in panel2
 
@@ -259,9 +259,15 @@ def test_ui_auth_requires_login(fixture_service):
     app = mount_ui(FastAPI(), fixture_service, settings)
     with TestClient(app) as client:
         assert client.get("/config").status_code == 401
-        assert client.post("/login", data={"username": "alice", "password": "nope"}).status_code == 400
-        assert client.post("/login", data={"username": "alice", "password": "s3cret"}).status_code == 200
+        page = client.get("/", headers={"Accept": "text/html"}, follow_redirects=False)
+        assert page.status_code == 303 and page.headers["location"] == "/login"
+        assert "<form" in client.get("/login").text
+        assert client.post("/login", data={"username": "alice", "password": "nope"}).status_code == 401
+        ok = client.post("/login", data={"username": "alice", "password": "s3cret"}, follow_redirects=False)
+        assert ok.status_code == 303 and "HttpOnly" in ok.headers["set-cookie"]
         assert client.get("/config").status_code == 200
+        client.get("/logout")
+        assert client.get("/config").status_code == 401
 
 
 def test_bad_ui_auth_is_a_clear_error(fixture_service):

@@ -1,7 +1,7 @@
 """Browser chat UI: Gradio mounted on the FastAPI app at ``/``.
 
 It calls the same service object as the HTTP API (no HTTP round trip to itself).
-Mount it after the API routes are added: Gradio at ``/`` catches every path not routed before it.
+Mount it after the API routes are added; the paths the API owns never reach Gradio.
 """
 
 from __future__ import annotations
@@ -22,25 +22,62 @@ def build_blocks(service: Any, settings: Any):
 
 
 def mount_ui(app: FastAPI, service: Any, settings: Any, path: str = "/") -> FastAPI:
-    """Mount the chat UI on ``app`` at ``path``; ask for a login when ``settings.ui_auth`` is set."""
+    """Mount the chat UI on ``app`` at ``path``, behind :class:`ui.gate.UIGate`.
+
+    With ``settings.ui_auth`` set, every UI route needs a login (see ``ui.gate``). The paths
+    the API owns (``/v1``, ``/teams``, ``/metrics``, ...) never reach Gradio, so they keep the
+    API's JSON errors, and Gradio adds no CORS headers of its own.
+    """
     import gradio as gr
 
-    from ui.layout import CSS, HEAD, THEME, TITLE, build_blocks as _build
+    from ui.gate import UIGate
+    from ui.layout import CSS, HEAD, THEME, build_blocks as _build
 
-    auth = parse_auth(getattr(settings, "ui_auth", ""))
-    demo = _build(service, settings)
-    demo.queue(default_concurrency_limit=2)
-    return gr.mount_gradio_app(
+    accounts = parse_auth(getattr(settings, "ui_auth", ""))
+    demo = _build(service, settings, pool=getattr(app.state, "question_pool", None))
+    demo.queue(default_concurrency_limit=2, max_size=int(getattr(settings, "ui_queue_size", 16) or 16))
+    gr.mount_gradio_app(
         app,
         demo,
         path=path,
-        auth=auth or None,
-        auth_message=f"{TITLE}: sign in (accounts are set in ASSISTANT_UI_AUTH)." if auth else None,
         footer_links=[],
+        run_history=False,
         ssr_mode=False,
         theme=THEME,
         css=CSS,
         head=HEAD,
         show_error=False,
         mcp_server=False,
+        max_file_size=1,  # the page has no upload component (the gate also answers 404 to uploads)
+        enable_monitoring=False,
+        pwa=False,
     )
+    _own_api_paths(app)
+    app.add_middleware(
+        UIGate,
+        accounts=accounts,
+        rate_limit_per_minute=int(getattr(settings, "rate_limit_per_minute", 120)),
+        session_hours=float(getattr(settings, "ui_session_hours", 12.0)),
+    )
+    return app
+
+
+def _own_api_paths(app: FastAPI) -> None:
+    """Swap Gradio's mount for one that never matches an API path, and drop Gradio's CORS."""
+    from starlette.routing import Match, Mount
+
+    from assistant.api.metrics import is_api_path
+
+    class UIMount(Mount):
+        def matches(self, scope):  # type: ignore[override]
+            if scope.get("type") in ("http", "websocket") and is_api_path(scope.get("path", "")):
+                return Match.NONE, {}
+            return super().matches(scope)
+
+    routes = app.router.routes
+    for i, route in enumerate(routes):
+        if isinstance(route, Mount) and not isinstance(route, UIMount) and getattr(route.app, "get_blocks", None):
+            sub = route.app
+            sub.user_middleware = [m for m in sub.user_middleware if m.cls.__name__ != "CustomCORSMiddleware"]
+            sub.middleware_stack = None
+            routes[i] = UIMount(route.path or "/", app=sub, name=route.name)

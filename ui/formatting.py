@@ -158,6 +158,11 @@ def refused_html(answer: Answer) -> str:
     )
 
 
+def question_html(question: str) -> str:
+    """The user's question in the chat: escaped like every other text (the widget renders HTML unsanitised)."""
+    return f'<div class="user-question">{_paragraphs(esc(question))}</div>'
+
+
 def error_html(message: str) -> str:
     return f'<div class="answer-error"><strong>Could not answer:</strong> {esc(message)}</div>'
 

@@ -38,10 +38,13 @@ ANY = ""
 
 
 class ChatHandlers:
-    def __init__(self, service: Any, settings: Any, stream_delay_s: float = STREAM_DELAY_S):
+    def __init__(self, service: Any, settings: Any, stream_delay_s: float = STREAM_DELAY_S, pool: Any = None):
         self.service = service
         self.settings = settings
         self.stream_delay_s = stream_delay_s
+        self.pool = pool
+        """The API's bounded question executor (``assistant.api.workers.QuestionPool``): the UI's
+        questions share its workers, queue and deadline. ``None``: call the service directly."""
 
     # --- filters --------------------------------------------------------------------------
 
@@ -78,18 +81,33 @@ class ChatHandlers:
 
     # --- chat -------------------------------------------------------------------------------
 
-    @staticmethod
-    def history_turns(conv: list[dict]) -> list[Turn]:
-        """The conversation so far as service turns (plain answer text, no HTML)."""
-        turns: list[Turn] = []
+    def history_turns(self, conv: list[dict]) -> list[Turn]:
+        """The conversation so far as service turns (plain answer text, no HTML).
+
+        Only the most recent turns that fit the history limits (``max_history_turns``,
+        ``max_turn_chars`` per turn, ``max_history_chars`` in all) are passed on: the UI
+        never sends the service a history the API would refuse with 413.
+        """
+        max_turns = int(getattr(self.settings, "max_history_turns", 40) or 40)
+        per_turn = int(getattr(self.settings, "max_turn_chars", 4000) or 4000)
+        budget = int(getattr(self.settings, "max_history_chars", 16000) or 16000)
+        pairs: list[tuple[Turn, Turn]] = []
         for ex in conv:
             ans = ex.get("answer")
             if ans is None:
                 continue
-            turns.append(Turn(role="user", content=ex["question"]))
             reply = ans["answer"] if ans.get("answered") else fmt.NOT_FOUND_TITLE + "."
-            turns.append(Turn(role="assistant", content=reply or fmt.NOT_FOUND_TITLE + "."))
-        return turns
+            pairs.append((Turn(role="user", content=ex["question"][:per_turn]),
+                          Turn(role="assistant", content=(reply or fmt.NOT_FOUND_TITLE + ".")[:per_turn])))
+        kept: list[tuple[Turn, Turn]] = []
+        used = 0
+        for user, assistant in reversed(pairs):
+            size = len(user.content) + len(assistant.content)
+            if len(kept) * 2 + 2 > max_turns or used + size > budget:
+                break
+            kept.append((user, assistant))
+            used += size
+        return [t for pair in reversed(kept) for t in pair]
 
     def _sections(self, conv: list[dict]) -> list[str]:
         return [ex.get("section", "") for ex in conv if ex.get("answer") is not None]
@@ -98,10 +116,30 @@ class ChatHandlers:
         """Position of exchange ``index`` among the exchanges that have an answer (= its source section)."""
         return sum(1 for ex in conv[:index] if ex.get("answer") is not None)
 
+    @staticmethod
+    def chat_messages(conv: list[dict]) -> list[dict]:
+        """The chat widget's messages, rebuilt from the server-side conversation (never from the client)."""
+        chat: list[dict] = []
+        answer_no = 0
+        for ex in conv:
+            chat.append({"role": "user", "content": fmt.question_html(ex["question"])})
+            if ex.get("answer") is not None:
+                chat.append({"role": "assistant", "content": fmt.answer_html(ex["answer"], answer_no)})
+                answer_no += 1
+            elif ex.get("pending"):
+                continue
+            else:
+                chat.append({"role": "assistant", "content": fmt.error_html(ex.get("message") or "no answer.")})
+        return chat
+
+    def _trimmed(self, conv: list[dict]) -> list[dict]:
+        """Keep the last ``ui_max_exchanges`` exchanges (the state lives on the server: it must stay bounded)."""
+        keep = int(getattr(self.settings, "ui_max_exchanges", 30) or 30)
+        return conv[-keep:] if len(conv) > keep else conv
+
     def respond(
         self,
         message: str,
-        chat: list[dict] | None,
         conv: list[dict] | None,
         document_ids: list[str] | None = None,
         language: str | None = None,
@@ -111,62 +149,69 @@ class ChatHandlers:
         """Ask the service and stream the answer into the chat.
 
         Yields ``(chat messages, conversation state, sources panel HTML, question box value)``.
+        The chat is rebuilt from ``conv`` (server-side ``gr.State``), not taken from the client.
         """
-        chat = list(chat or [])
-        conv = list(conv or [])
+        conv = self._trimmed([dict(ex) for ex in (conv or []) if isinstance(ex, dict) and "question" in ex])
         question = (message or "").strip()
+
+        def out(box: str, chat: list[dict] | None = None, panel: str | None = None):
+            return (chat if chat is not None else self.chat_messages(conv), list(conv),
+                    panel if panel is not None else fmt.sources_panel(self._sections(conv)), box)
+
         if not question:
-            yield list(chat), list(conv), fmt.sources_panel(self._sections(conv)), ""
+            yield out("")
             return
         max_chars = getattr(self.settings, "max_question_chars", 2000)
-        chat.append({"role": "user", "content": question})
         if len(question) > max_chars:
-            conv.append({"question": question, "answer": None, "error": "too long"})
-            chat.append({"role": "assistant", "content": fmt.error_html(
-                f"the question has {len(question)} characters; the limit is {max_chars}.")})
-            yield list(chat), list(conv), fmt.sources_panel(self._sections(conv)), message
+            shown = question[:max_chars] + "…"
+            conv.append({"question": shown, "answer": None, "error": "too long",
+                         "message": f"the question has {len(question)} characters; the limit is {max_chars}."})
+            yield out(message)
             return
         # Show the question at once, while the service works.
-        yield list(chat), list(conv), fmt.sources_panel(self._sections(conv)), ""
+        pending = {"question": question, "answer": None, "pending": True}
+        yield out("", chat=self.chat_messages([*conv, pending]))
         try:
             filters = self.build_filters(document_ids, language, year)
             k = int(top_k) if top_k else getattr(self.settings, "top_k", 5)
-            answer: Answer = self.service.ask(question, top_k=k, filters=filters, history=self.history_turns(conv))
+            k = max(1, min(k, 50))
+            history = self.history_turns(conv)
+            if self.pool is not None:
+                answer: Answer = self.pool.run_sync(self.service.ask, question, top_k=k, filters=filters,
+                                                    history=history)
+            else:
+                answer = self.service.ask(question, top_k=k, filters=filters, history=history)
         except (ValueError, ValidationError) as exc:  # bad input: say so, no stack trace
-            conv.append({"question": question, "answer": None, "error": str(exc)})
-            chat.append({"role": "assistant", "content": fmt.error_html(_short_error(exc))})
-            yield list(chat), list(conv), fmt.sources_panel(self._sections(conv)), ""
+            conv.append({"question": question, "answer": None, "error": str(exc)[:300], "message": _short_error(exc)})
+            yield out("")
             return
         except NotReady:
-            conv.append({"question": question, "answer": None, "error": "not ready"})
-            chat.append({"role": "assistant", "content": fmt.error_html(
-                "the document index is still loading; ask again in a few seconds.")})
-            yield list(chat), list(conv), fmt.sources_panel(self._sections(conv)), question
+            conv.append({"question": question, "answer": None, "error": "not ready",
+                         "message": "the document index is still loading; ask again in a few seconds."})
+            yield out(question)
             return
         except Exception as exc:
-            log.exception("ask failed")
-            conv.append({"question": question, "answer": None, "error": type(exc).__name__})
-            chat.append({"role": "assistant", "content": fmt.error_html(
-                "the assistant hit an internal error; the details are in the server log.")})
-            yield list(chat), list(conv), fmt.sources_panel(self._sections(conv)), ""
+            busy = _busy_message(exc)
+            if busy is None:
+                log.exception("ask failed")
+            conv.append({"question": question, "answer": None, "error": type(exc).__name__,
+                         "message": busy or "the assistant hit an internal error; the details are in the server log."})
+            yield out(question if busy else "")
             return
 
         answer_no = len(self._sections(conv))
         section = fmt.sources_section(answer, answer_no, self._missing_passage_texts(answer))
+        before = self.chat_messages(conv)
         conv.append({"question": question, "answer": answer.model_dump(), "error": None, "section": section})
         panel = fmt.sources_panel(self._sections(conv))
-        final = {"role": "assistant", "content": fmt.answer_html(answer, answer_no)}
         if answer.answered:
-            chat.append({"role": "assistant", "content": ""})
+            head = [*before, {"role": "user", "content": fmt.question_html(question)}]
             for piece in fmt.stream_pieces(answer.answer):
-                chat[-1] = {"role": "assistant", "content": fmt.answer_html(answer, answer_no, partial_text=piece)}
-                yield list(chat), list(conv), panel, ""
+                partial = {"role": "assistant", "content": fmt.answer_html(answer, answer_no, partial_text=piece)}
+                yield out("", chat=[*head, partial], panel=panel)
                 if self.stream_delay_s:
                     time.sleep(self.stream_delay_s)
-            chat[-1] = final
-        else:
-            chat.append(final)
-        yield list(chat), list(conv), panel, ""
+        yield out("", panel=panel)
 
     def _missing_passage_texts(self, answer: Answer) -> dict[str, str]:
         """Texts of cited passages the answer record does not carry, fetched from the service."""
@@ -227,6 +272,14 @@ class ChatHandlers:
 
     def documents_html(self) -> str:
         return fmt.documents_table_html(self.documents())
+
+
+def _busy_message(exc: BaseException) -> str | None:
+    """What to tell the user when the server is too busy or the question ran out of time; None otherwise."""
+    name = type(exc).__name__
+    if name in ("Overloaded", "DeadlineExceeded"):
+        return "the server is busy right now; ask again in a few seconds."
+    return None
 
 
 def _short_error(exc: BaseException) -> str:

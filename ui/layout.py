@@ -112,16 +112,17 @@ COPY_JS = """
 """
 
 
-def build_blocks(service: Any, settings: Any, handlers: ChatHandlers | None = None) -> gr.Blocks:
-    h = handlers or ChatHandlers(service, settings)
+def build_blocks(service: Any, settings: Any, handlers: ChatHandlers | None = None, pool: Any = None) -> gr.Blocks:
+    h = handlers or ChatHandlers(service, settings, pool=pool)
     top_k_default = int(getattr(settings, "top_k", 5) or 5)
 
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         conv = gr.State([])
         with gr.Row(elem_id="app-head"):
+            sign_out = ' <a href="/logout" id="sign-out">Sign out</a>' if getattr(settings, "ui_auth", "") else ""
             gr.HTML(
                 f"<h1>{TITLE}</h1><p>Answers only from the indexed documents, with the passage behind every claim. "
-                "Runs offline.</p>"
+                f"Runs offline.{sign_out}</p>"
             )
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
@@ -181,7 +182,8 @@ def build_blocks(service: Any, settings: Any, handlers: ChatHandlers | None = No
             with gr.Tab("Documents", id="documents"):
                 docs_table = gr.HTML(h.documents_html(), elem_id="documents-table", padding=True)
 
-        ask_inputs = [question, chatbot, conv, docs_filter, lang_filter, year_filter, top_k]
+        # The chat is not an input: the handler rebuilds it from the server-side state (conv).
+        ask_inputs = [question, conv, docs_filter, lang_filter, year_filter, top_k]
         ask_outputs = [chatbot, conv, sources, question]
         question.submit(h.respond, ask_inputs, ask_outputs, concurrency_limit=2, concurrency_id="ask")
         send.click(h.respond, ask_inputs, ask_outputs, concurrency_limit=2, concurrency_id="ask")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
 from assistant.settings import Settings
@@ -48,14 +48,24 @@ def create_app(service: Any, settings: Settings, *, max_body_bytes: int | None =
         title="IOM partnership document assistant",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/docs",
-        redoc_url="/redoc",
+        docs_url=None,  # served below from local assets: nothing is fetched from a CDN
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
+    install_local_docs(app)
     app.state.service = service
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.rate_limiter = TokenBucket(settings.rate_limit_per_minute)
+    failed = int(getattr(settings, "failed_auth_per_minute", 30))
+    app.state.failed_auth = TokenBucket(failed if settings.rate_limit_per_minute > 0 else 0)
+    from assistant.api.workers import QuestionPool
+
+    app.state.question_pool = QuestionPool(
+        workers=int(getattr(settings, "ask_workers", 2)),
+        queue_size=int(getattr(settings, "ask_queue_size", 64)),
+        deadline_s=float(getattr(settings, "ask_deadline_s", 8.0)),
+    )
 
     install_error_handlers(app)
     for module in (health, ask, search, documents, feedback, openai_compat, teams):
@@ -85,6 +95,52 @@ def create_app(service: Any, settings: Settings, *, max_body_bytes: int | None =
         )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
+
+
+DOCS_ASSETS = "/docs/assets"
+
+
+def install_local_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` with their scripts, styles and icon served from the
+    ``fastapi-offline`` package under ``/docs/assets``: the browser fetches nothing from a CDN."""
+    from pathlib import Path
+
+    import fastapi_offline
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    static = Path(fastapi_offline.__file__).parent / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=static), name="docs-assets")
+    oauth_redirect = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=app.title + " - Swagger UI",
+            oauth2_redirect_url=f"{root}{oauth_redirect}",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+        )
+
+    @app.get(oauth_redirect, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=app.title + " - ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 __all__ = ["create_app"]

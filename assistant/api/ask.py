@@ -63,9 +63,11 @@ async def ask(
     service: Any = Depends(deps.get_service),
     settings: Settings = Depends(deps.get_settings),
     metrics: Metrics = Depends(deps.get_metrics),
+    pool: Any = Depends(deps.get_pool),
 ) -> Any:
     question = deps.check_question(body.question, settings)
-    answer = await deps.ask(service, question, body.top_k, body.filters, body.history)
+    history = deps.check_history(body.history, settings)
+    answer = await deps.ask(service, question, body.top_k, body.filters, history, pool=pool)
     metrics.count_answer(answer.answered, "ask")
     if body.stream:
         return StreamingResponse(answer_events(answer), media_type="text/event-stream", headers=SSE_HEADERS)

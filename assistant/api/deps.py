@@ -3,6 +3,7 @@ that turn service exceptions into API errors."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, TypeVar
 
 from fastapi import Request
@@ -39,6 +40,50 @@ def get_settings(request: Request) -> Settings:
 
 def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
+
+
+def get_pool(request: Request) -> Any:
+    """The bounded question executor (``assistant.api.workers.QuestionPool``), or None."""
+    return getattr(request.app.state, "question_pool", None)
+
+
+def busy_error(exc: BaseException) -> ApiError | None:
+    """503 with Retry-After for a full queue or a question past its deadline; None for anything else."""
+    from assistant.api.workers import Overloaded
+
+    try:
+        from assistant.service import DeadlineExceeded
+    except ImportError:  # pragma: no cover
+        DeadlineExceeded = TimeoutError  # type: ignore[misc,assignment]
+    if isinstance(exc, Overloaded):
+        return ApiError(503, "overloaded", "The server is answering as many questions as it can; retry shortly.",
+                        headers={"Retry-After": "2"})
+    if isinstance(exc, (DeadlineExceeded, TimeoutError)):
+        return ApiError(503, "deadline_exceeded", "The question took longer than the server allows; retry shortly.",
+                        headers={"Retry-After": "2"})
+    return None
+
+
+async def run_question(pool: Any, fn: Callable[..., T], *args: Any, deadline: float | None = None,
+                       what: str = "item", **kwargs: Any) -> T:
+    """``call_service(fn, ...)`` on the bounded executor (or the threadpool when there is none)."""
+    from assistant.api.workers import _takes_deadline
+
+    if pool is None:
+        return await call_service_async(fn, *args, what=what, **kwargs)
+    deadline = pool.deadline() if deadline is None else deadline
+    if _takes_deadline(fn):
+        kwargs["deadline"] = deadline
+    job = functools.partial(call_service, fn, *args, what=what, **kwargs)
+    try:
+        return await pool.run(job, deadline=deadline)
+    except ApiError:
+        raise
+    except Exception as exc:
+        mapped = busy_error(exc)
+        if mapped is None:
+            raise
+        raise mapped from None
 
 
 def get_service(request: Request) -> Any:
@@ -86,14 +131,39 @@ def check_question(text: str, settings: Settings, field: str = "question") -> st
     return stripped
 
 
+def check_history(history: list[Turn] | None, settings: Settings) -> list[Turn] | None:
+    """413 ``history_too_long`` for too many turns, a turn too long, or too much history in all."""
+    if not history:
+        return None
+    max_turns = int(getattr(settings, "max_history_turns", 40))
+    per_turn = int(getattr(settings, "max_turn_chars", 4000))
+    total_cap = int(getattr(settings, "max_history_chars", 16000))
+    if len(history) > max_turns:
+        raise ApiError(413, "history_too_long", f"The history has {len(history)} turns; the limit is {max_turns}.")
+    total = 0
+    for i, turn in enumerate(history):
+        n = len(turn.content)
+        if n > per_turn:
+            raise ApiError(413, "history_too_long",
+                           f"History turn {i + 1} has {n} characters; the limit per turn is {per_turn}.")
+        total += n
+    if total > total_cap:
+        raise ApiError(413, "history_too_long",
+                       f"The history has {total} characters in all; the limit is {total_cap}.")
+    return [Turn(role=t.role, content=t.content) for t in history]
+
+
 async def ask(
     service: Any,
     question: str,
     top_k: int,
     filters: Filters | None,
     history: list[Turn] | None,
+    pool: Any = None,
+    deadline: float | None = None,
 ) -> Answer:
-    answer = await call_service_async(service.ask, question, top_k=top_k, filters=filters, history=history or None)
+    answer = await run_question(pool, service.ask, question, deadline=deadline, top_k=top_k, filters=filters,
+                                history=history or None)
     if not isinstance(answer, Answer):  # tolerate a subclass or a dict from the service
         answer = Answer.model_validate(answer if isinstance(answer, dict) else answer.model_dump())
     return answer

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
+from starlette.concurrency import run_in_threadpool
 
 from assistant.api import deps
+from assistant.api.errors import ApiError
 from assistant.api.models import DocumentList, DocumentOut, ReloadResponse, error_responses
 from assistant.service import PassageDetail
 from assistant.api.security import require_admin_key, require_api_key
+
+log = logging.getLogger("assistant.api")
 
 router = APIRouter(prefix="/v1", tags=["documents"], dependencies=[Depends(require_api_key)])
 admin_router = APIRouter(prefix="/v1", tags=["admin"])
@@ -62,10 +67,22 @@ async def get_passage(
     response_model=ReloadResponse,
     summary="Swap in the index on disk (admin key)",
     description="Requests in flight finish on the old index; new ones use the reloaded one.",
-    responses=error_responses(401, 403, 429, 503),
+    responses=error_responses(401, 403, 409, 429, 503),
     dependencies=[Depends(require_admin_key)],
 )
-async def reload_index(service: Any = Depends(deps.get_service)) -> Any:
+async def reload_index(request: Request) -> Any:
+    """Works before the first load succeeded too (e.g. the server started before `assistant index`)."""
+    service = request.app.state.service
+    if service is None:
+        raise ApiError(503, "not_ready", "The service is not set up yet; retry shortly.", headers={"Retry-After": "5"})
     start = time.perf_counter()
-    await deps.call_service_async(service.reload)
+    try:
+        await run_in_threadpool(service.reload)
+    except Exception as exc:  # the old index (if any) keeps serving: reload swaps only after a full load
+        from assistant.indexing import IndexUnavailable
+
+        log.error("index reload failed: %s", exc, exc_info=not isinstance(exc, IndexUnavailable))
+        message = str(exc) if isinstance(exc, IndexUnavailable) else "the index on disk could not be loaded"
+        still = "the previous index is still serving" if getattr(service, "ready", False) else "no index is loaded"
+        raise ApiError(409, "reload_failed", f"Reload failed ({message}); {still}.") from None
     return {"status": "reloaded", "took_ms": round((time.perf_counter() - start) * 1000, 1)}

@@ -14,8 +14,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 
 log = logging.getLogger("assistant.api")
 
-# Paths the API owns; everything else (e.g. the UI mounted at "/") passes through untouched.
-API_PREFIXES = ("/v1/", "/teams/", "/healthz", "/readyz", "/metrics")
+# Paths the API owns, always, even with the UI mounted at "/": these never reach Gradio.
+API_PATHS = ("/v1", "/teams", "/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json")
+API_PREFIXES = API_PATHS  # (old name)
+
+# Methods counted under their own name in the metrics; anything else is "other", so an
+# invented method cannot create new series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def is_api_path(path: str) -> bool:
+    """``/v1``, ``/v1/...``, ``/teams/...``, ``/metrics``, the docs: the API's, whatever is mounted at "/"."""
+    for p in API_PATHS:
+        if path == p or path.startswith(p + "/"):
+            return True
+    return False
 
 
 class Metrics:
@@ -48,8 +61,7 @@ class Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
-def _is_api_path(path: str) -> bool:
-    return path.startswith(API_PREFIXES)
+_is_api_path = is_api_path
 
 
 class MetricsMiddleware:
@@ -74,9 +86,10 @@ class MetricsMiddleware:
             route = scope.get("route")
             label = getattr(route, "path", None) or "unmatched"
             elapsed = time.perf_counter() - start
-            self.metrics.requests.labels(scope["method"], label, str(status["code"])).inc()
-            self.metrics.latency.labels(scope["method"], label).observe(elapsed)
-            log.debug("%s %s -> %s in %.1f ms", scope["method"], label, status["code"], elapsed * 1000)
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
+            self.metrics.requests.labels(method, label, str(status["code"])).inc()
+            self.metrics.latency.labels(method, label).observe(elapsed)
+            log.debug("%s %s -> %s in %.1f ms", method, label, status["code"], elapsed * 1000)
 
         async def send_wrapper(message: dict) -> None:
             if message["type"] == "http.response.start":
@@ -91,7 +104,8 @@ class MetricsMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Answers 413 for API request bodies over ``max_bytes`` (declared or actually sent)."""
+    """Answers 413 for request bodies over ``max_bytes`` (declared or actually sent), on every path:
+    the API's and the UI's (Gradio's routes included)."""
 
     def __init__(self, app: Any, max_bytes: int):
         self.app = app
@@ -116,7 +130,7 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not _is_api_path(scope.get("path", "")):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", []):

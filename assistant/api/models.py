@@ -5,11 +5,11 @@ The answer record itself is ``assistant.records.Answer``: the API returns it unc
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from assistant.records import Citation, DocumentInfo, Filters, PassageOut, Turn
+from assistant.records import Citation, DocumentInfo, Feedback, Filters, PassageOut, Turn
 
 QUESTION_EXAMPLE = "How much unearmarked funding did Denmark give IOM?"
 
@@ -27,6 +27,32 @@ class ErrorResponse(BaseModel):
     )
 
     error: ErrorBody
+
+
+DocumentId = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=200)]
+
+
+class ApiFilters(Filters):
+    """``Filters`` as the API accepts them: strict types, and no filter that silently filters nothing
+    (``document_ids: []`` and ``year: 0`` are 422, not "all documents")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    document_ids: list[DocumentId] | None = Field(
+        default=None, min_length=1, max_length=50, description="Only these documents (at least one id)."
+    )
+    publisher: str | None = Field(default=None, strict=True, min_length=1, max_length=200)
+    language: str | None = Field(default=None, strict=True, min_length=1, max_length=20)
+    year: int | None = Field(default=None, strict=True, ge=1900, le=2100,
+                             description="Only documents that cover this year.")
+
+
+class ApiTurn(Turn):
+    """One earlier turn. Longer than ASSISTANT_MAX_TURN_CHARS gives 413 ``history_too_long``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: str = Field(strict=True)
 
 
 class AskRequest(BaseModel):
@@ -53,14 +79,20 @@ class AskRequest(BaseModel):
 
     question: str = Field(
         min_length=1,
+        strict=True,
         description="The question, in English or Swedish. Longer than the server's limit "
         "(ASSISTANT_MAX_QUESTION_CHARS, default 2000) gives 413.",
     )
-    top_k: int = Field(default=5, ge=1, le=50, description="How many passages to retrieve.")
-    filters: Filters | None = Field(default=None, description="Restrict retrieval. Unknown keys give 400.")
-    history: list[Turn] | None = Field(default=None, max_length=50, description="Earlier turns, oldest first.")
+    top_k: int = Field(default=5, ge=1, le=50, strict=True, description="How many passages to retrieve.")
+    filters: ApiFilters | None = Field(default=None, description="Restrict retrieval. Unknown keys give 400.")
+    history: list[ApiTurn] | None = Field(
+        default=None,
+        description="Earlier turns, oldest first. More than ASSISTANT_MAX_HISTORY_TURNS (40) turns, a turn over "
+        "ASSISTANT_MAX_TURN_CHARS (4000) or all turns over ASSISTANT_MAX_HISTORY_CHARS (16000) give 413.",
+    )
     stream: bool = Field(
         default=False,
+        strict=True,
         description="Answer as Server-Sent Events: `answer` events (text deltas), one `citations` event, "
         "then `done` with the full answer record.",
     )
@@ -72,9 +104,9 @@ class SearchRequest(BaseModel):
         json_schema_extra={"examples": [{"query": "unearmarked funding Denmark", "top_k": 5}]},
     )
 
-    query: str = Field(min_length=1, description="Search text. Same length limit as a question (413).")
-    top_k: int = Field(default=5, ge=1, le=50)
-    filters: Filters | None = None
+    query: str = Field(min_length=1, strict=True, description="Search text. Same length limit as a question (413).")
+    top_k: int = Field(default=5, ge=1, le=50, strict=True)
+    filters: ApiFilters | None = None
 
 
 class SearchResponse(BaseModel):
@@ -110,6 +142,20 @@ class DocumentOut(DocumentInfo):
 
 class DocumentList(BaseModel):
     documents: list[DocumentOut]
+
+
+NonBlank = r"\S"
+
+
+class FeedbackRequest(Feedback):
+    """Feedback as the API accepts it: no extra fields, no blank question, bounded entries
+    (one log line is at most a few tens of KB)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, max_length=2000, strict=True, pattern=NonBlank)
+    answer: str = Field(min_length=1, max_length=8000, strict=True, pattern=NonBlank)
+    comment: str | None = Field(default=None, max_length=2000, strict=True)
 
 
 class FeedbackAck(BaseModel):
@@ -176,9 +222,9 @@ class ChatCompletionRequest(BaseModel):
 
     model: str = Field(default="assistant", max_length=200)
     messages: list[ChatMessage] = Field(min_length=1, max_length=100)
-    stream: bool = False
-    top_k: int = Field(default=5, ge=1, le=50, description="Extension: passages to retrieve.")
-    filters: Filters | None = Field(default=None, description="Extension: restrict retrieval.")
+    stream: bool = Field(default=False, strict=True)
+    top_k: int = Field(default=5, ge=1, le=50, strict=True, description="Extension: passages to retrieve.")
+    filters: ApiFilters | None = Field(default=None, description="Extension: restrict retrieval.")
     n: int | None = Field(default=None, description="Only 1 is supported; more gives 400 `unsupported_parameter`.")
     stream_options: StreamOptions | None = Field(
         default=None, description="`include_usage: true` adds a last chunk with `usage` (and no choices)."
@@ -269,6 +315,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing or invalid credentials",
         403: "Forbidden",
         404: "Not found",
+        409: "Conflict (e.g. an index reload failed; the previous index keeps serving)",
         413: "Question or body too large",
         422: "Invalid request body or parameters",
         429: "Rate limit exceeded (see Retry-After)",

@@ -109,11 +109,13 @@ async def chat_completions(
     service: Any = Depends(deps.get_service),
     settings: Settings = Depends(deps.get_settings),
     metrics: Metrics = Depends(deps.get_metrics),
+    pool: Any = Depends(deps.get_pool),
 ) -> Any:
     check_supported(body)
     question, history = split_messages(body)
     question = deps.check_question(question, settings)
-    answer = await deps.ask(service, question, body.top_k, body.filters, history)
+    history = deps.check_history(history, settings)
+    answer = await deps.ask(service, question, body.top_k, body.filters, history, pool=pool)
     metrics.count_answer(answer.answered, "chat")
     content = answer_with_sources(answer, markdown=True)
     cid = "chatcmpl-" + uuid.uuid4().hex[:24]

@@ -24,7 +24,8 @@ async def search(
     body: SearchRequest,
     service: Any = Depends(deps.get_service),
     settings: Settings = Depends(deps.get_settings),
+    pool: Any = Depends(deps.get_pool),
 ) -> Any:
     query = deps.check_question(body.query, settings, field="query")
-    passages = await deps.call_service_async(service.search, query, top_k=body.top_k, filters=body.filters)
+    passages = await deps.run_question(pool, service.search, query, top_k=body.top_k, filters=body.filters)
     return {"query": query, "passages": [p if isinstance(p, dict) else p.model_dump() for p in passages]}

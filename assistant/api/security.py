@@ -41,21 +41,37 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(host: str, settings: Settings) -> None:
-    """Refuse to serve an unauthenticated API on anything but loopback.
+    """Refuse to serve anything without a credential on anything but loopback.
 
-    Raises ``ValueError`` when ``host`` is not a loopback address and no API keys are set;
-    logs a warning when the API is open on loopback.
+    Off loopback, the API needs ``ASSISTANT_API_KEYS`` and the browser UI needs its login
+    (``ASSISTANT_UI_AUTH``) unless it is switched off (``ASSISTANT_UI_ENABLED=false``):
+    raises ``ValueError`` otherwise, and for a malformed ``ASSISTANT_UI_AUTH``. Logs a warning
+    for what is open on loopback.
     """
-    if settings.api_key_set:
-        return
+    from ui.formatting import parse_auth  # raises ValueError naming ASSISTANT_UI_AUTH
+
+    ui_on = bool(getattr(settings, "ui_enabled", True))
+    ui_accounts = parse_auth(getattr(settings, "ui_auth", "")) if ui_on else []
     if not is_loopback(host):
-        raise ValueError(
-            f"Refusing to bind to {host!r} without API keys: set ASSISTANT_API_KEYS "
-            "(comma-separated bearer keys) or bind to 127.0.0.1."
+        if not settings.api_key_set:
+            raise ValueError(
+                f"Refusing to bind to {host!r} without API keys: set ASSISTANT_API_KEYS "
+                "(comma-separated bearer keys) or bind to 127.0.0.1."
+            )
+        if ui_on and not ui_accounts:
+            raise ValueError(
+                f"Refusing to bind to {host!r} with the browser UI open: set ASSISTANT_UI_AUTH "
+                "(comma-separated user:password pairs, the UI's login), or ASSISTANT_UI_ENABLED=false "
+                "to serve the API only, or bind to 127.0.0.1."
+            )
+        return
+    if not settings.api_key_set:
+        log.warning(
+            "No API keys configured (ASSISTANT_API_KEYS): the HTTP API is open, bound to loopback %s only.", host
         )
-    log.warning(
-        "No API keys configured (ASSISTANT_API_KEYS): the HTTP API is open, bound to loopback %s only.", host
-    )
+    if ui_on and not ui_accounts:
+        log.warning("No UI login configured (ASSISTANT_UI_AUTH): the browser UI is open, bound to loopback %s only.",
+                    host)
 
 
 def _matches(candidate: str, keys: set[str]) -> bool:
@@ -101,6 +117,16 @@ class TokenBucket:
             self._buckets[client] = (tokens, now)
             return (1.0 - tokens) / self.rate
 
+    def peek(self, client: str) -> float:
+        """Like ``take`` but without taking: 0 when a token is there, else the seconds until one is."""
+        if self.per_minute <= 0:
+            return 0.0
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(client, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def _prune(self, now: float) -> None:
         full_after = self.capacity / self.rate
         for k, (_, last) in list(self._buckets.items()):
@@ -120,6 +146,28 @@ def _limit(request: Request, client: str) -> None:
         )
 
 
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _failed_auth_limit(request: Request) -> None:
+    """Refuse an address that sent too many wrong keys lately (429), before comparing anything."""
+    bucket: TokenBucket | None = getattr(request.app.state, "failed_auth", None)
+    if bucket is None:
+        return
+    wait = bucket.peek("authfail:" + _client_address(request))
+    if wait > 0:
+        raise ApiError(429, "rate_limited", "Too many requests with a wrong or missing key; retry later.",
+                       headers={"Retry-After": str(max(1, math.ceil(wait)))})
+
+
+def _failed_auth(request: Request, message: str) -> ApiError:
+    bucket: TokenBucket | None = getattr(request.app.state, "failed_auth", None)
+    if bucket is not None:
+        bucket.take("authfail:" + _client_address(request))
+    return _unauthorized(message)
+
+
 async def require_api_key(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
 ) -> str:
@@ -132,10 +180,11 @@ async def require_api_key(
     if settings.admin_key is not None and settings.admin_key.get_secret_value():
         keys = (keys | {settings.admin_key.get_secret_value()}) if keys else keys
     if keys:
+        _failed_auth_limit(request)
         if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-            raise _unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
+            raise _failed_auth(request, "Missing API key: send 'Authorization: Bearer <key>'.")
         if not _matches(credentials.credentials, keys):
-            raise _unauthorized("Invalid API key.")
+            raise _failed_auth(request, "Invalid API key.")
         client = _key_id(credentials.credentials)
     else:
         client = "ip:" + (request.client.host if request.client else "unknown")
@@ -151,10 +200,11 @@ async def require_admin_key(
     admin = settings.admin_key.get_secret_value() if settings.admin_key is not None else ""
     if not admin:
         raise ApiError(403, "admin_disabled", "Admin endpoints are disabled: set ASSISTANT_ADMIN_KEY.")
+    _failed_auth_limit(request)
     if credentials is None or not credentials.credentials:
-        raise _unauthorized("Missing admin key: send 'Authorization: Bearer <admin key>'.")
+        raise _failed_auth(request, "Missing admin key: send 'Authorization: Bearer <admin key>'.")
     if not hmac.compare_digest(credentials.credentials.encode(), admin.encode()):
-        raise _unauthorized("Invalid admin key.")
+        raise _failed_auth(request, "Invalid admin key.")
     client = _key_id(credentials.credentials)
     _limit(request, client)
     return client
