@@ -111,6 +111,38 @@ def _render_table() -> dict[str, str]:
     return {sv: en for sv, en in (line.split("\t", 1) for line in text.splitlines() if "\t" in line and not line.startswith("#"))}
 
 
+SWEDISH_ENDINGS = ("ernas", "arnas", "ornas", "erna", "arna", "orna", "ens", "ets", "ade", "ande", "en", "et", "na",
+                   "ns", "er", "ar", "or", "at", "a", "e", "s", "t", "n")
+"""Inflection endings (definite, plural, genitive, past), longest first: the lexicon lists base forms."""
+
+
+def _base_sense(word: str, table: dict[str, list[str]]) -> str | None:
+    if word in table:
+        return table[word][0]
+    for ending in SWEDISH_ENDINGS:
+        stem = word[: -len(ending)]
+        if word.endswith(ending) and len(stem) >= 3:
+            for base in (stem, stem + "a", stem + "e"):
+                if base in table:
+                    return table[base][0]
+    return None
+
+
+def _swedish_sense(word: str, table: dict[str, list[str]]) -> str | None:
+    """The first English sense of a Swedish word: as listed, from its base form, or of the parts of
+    a compound ("fältverksamhet" = "fält" + "verksamhet")."""
+    sense = _base_sense(word, table)
+    if sense or len(word) < 7:
+        return sense
+    for cut in range(len(word) - 3, 2, -1):
+        head, tail = word[:cut], word[cut:]
+        first = next((table[h][0] for h in (head, head + "a", head[:-1] if head.endswith("s") else "") if h in table), None)
+        rest = _base_sense(tail, table)
+        if first and rest:
+            return f"{first} {rest}"
+    return None
+
+
 def english_gloss(quote: str) -> str:
     """A word-by-word English rendering of a Swedish span (function words from ``render_sv_en.tsv``,
     then the domain glossary and Folkets lexikon): figures and names as they stand, each word its
@@ -122,8 +154,7 @@ def english_gloss(quote: str) -> str:
         if token[0].isdigit() or not token[0].isalpha() or (len(token) > 1 and token.isupper()):
             out.append(token)  # figures, punctuation, codes and acronyms (SEK, IOM) as they stand
             continue
-        senses = [render[low]] if low in render else table.get(low)
-        word = senses[0] if senses else token
+        word = render.get(low) or _swedish_sense(low, table) or token
         out.append(word[0].upper() + word[1:] if token[0].isupper() else word)
     text = " ".join(out)
     return re.sub(r"\s+([,.;:!?)])", r"\1", re.sub(r"([(])\s+", r"\1", text))

@@ -104,12 +104,14 @@ def term_groups(text: str) -> list[frozenset[str]]:
     return list(groups.values())
 
 
+MAX_TYPO_CANDIDATES = 12
+
+
 def correct_typos(ws: list[str], vocabulary: set[str], choices: list[str]) -> dict[str, str]:
     """Map unknown words (5+ letters) to a vocabulary word one or two edits away."""
     fixes: dict[str, str] = {}
-    for w in ws:
-        if len(w) < 4 or w[0].isdigit() or w in vocabulary or w in STOPWORDS:
-            continue
+    unknown = [w for w in dict.fromkeys(ws) if not (len(w) < 4 or w[0].isdigit() or w in vocabulary or w in STOPWORDS)]
+    for w in unknown[:MAX_TYPO_CANDIDATES]:  # each look-up scans the vocabulary: a long question is capped
         limit = 1 if len(w) < 7 else 2
         best = process.extractOne(w, choices, scorer=Levenshtein.distance, score_cutoff=limit)
         if best:

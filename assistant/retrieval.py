@@ -30,6 +30,9 @@ class FusionWeights:
     excluded_year: float = 0.4
 
 
+MAX_EMBEDDED_CHARS = 600
+
+
 class UnknownFilter(ValueError):
     pass
 
@@ -69,8 +72,10 @@ class HybridRetriever(BaseRetriever):
         return np.asarray(self.index.bm25.get_scores(tokens), dtype=np.float32)
 
     def query_vector(self, plan: QueryPlan) -> np.ndarray:
-        """The question's unit vector (the embedder remembers recent ones)."""
-        return np.asarray(self.embedder.embed_query(plan.search_text), dtype=np.float32)
+        """The question's unit vector (the embedder remembers recent ones). Only the first
+        ``MAX_EMBEDDED_CHARS`` are embedded: a question at the size limit would otherwise cost
+        seconds of model time while other questions wait."""
+        return np.asarray(self.embedder.embed_query(plan.search_text[:MAX_EMBEDDED_CHARS]), dtype=np.float32)
 
     def dense_scores(self, plan: QueryPlan) -> np.ndarray:
         vec = self.query_vector(plan).reshape(1, -1)
