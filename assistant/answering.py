@@ -1,9 +1,12 @@
 """The default answerer: extractive, no LLM, no network.
 
-It states the answer first (for a table row: the column the number sits in, with the currency
-from the table or its document), quotes the sentence or row it comes from as a citation, and
-refuses when the evidence does not carry the question's key terms or years. A confident
-wrong number is the worst failure, so every rule here errs toward "the documents don't say".
+The evidence ranker (``ranker.Ranker``) orders the sentences and table rows of the retrieved
+passages and says whether the best of them answers; below its threshold the answerer refuses,
+saying what the documents cover when the evidence is about another year. Otherwise the answer
+states the figure first (for a table row: the column the number sits in, with the currency from
+the table or its document), quotes the span it comes from as citation [1], and adds at most two
+supporting claims about the same document and period (one per document for a comparison). A
+Swedish span answering an English question is rendered in English beside its exact quote.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 from llama_index.core.schema import NodeWithScore
 
 from assistant.evidence import Candidate, IdfTable, score_candidates, split_spans
-from assistant.lexical import index_tokens, sv_to_en, token_set, words
+from assistant.lexical import index_tokens, sv_to_en, token_set
 from assistant.query import QueryPlan
 from assistant.ranker import ANSWER_SPANS, Ranker
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut

@@ -21,7 +21,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from assistant.answering import AnswerPolicy
 from assistant.evals.cases import catalog_doc_ids, load_cases
 from assistant.evals.metrics import summarize
 from assistant.evals.runner import ServiceAsker, run_cases

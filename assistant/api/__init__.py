@@ -41,7 +41,7 @@ def create_app(service: Any, settings: Settings, *, max_body_bytes: int | None =
     from assistant import __version__
     from assistant.api import ask, documents, feedback, health, openai_compat, search, teams
     from assistant.api.errors import install_error_handlers
-    from assistant.api.metrics import BodyLimitMiddleware, Metrics, MetricsMiddleware
+    from assistant.api.metrics import Metrics, MetricsMiddleware
     from assistant.api.security import TokenBucket
 
     app = FastAPI(

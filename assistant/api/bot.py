@@ -33,7 +33,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from assistant.api import deps
-from assistant.api.bot_auth import BOT_FRAMEWORK_ISSUER, BOT_FRAMEWORK_METADATA_URL, BotAuthError, BotConnectorAuth
+from assistant.api.bot_auth import BOT_FRAMEWORK_ISSUER, BotAuthError, BotConnectorAuth
 from assistant.api.errors import ApiError
 from assistant.api.models import error_responses
 from assistant.api.teams import HELP_TEXT, question_from_text

@@ -23,7 +23,6 @@ import logging
 import os
 import queue
 import re
-import shutil
 import threading
 import time
 import uuid
