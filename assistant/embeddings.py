@@ -126,6 +126,10 @@ class LocalEmbedding(BaseEmbedding):
         """Embed one search query: float32 (dims,), unit norm."""
         return self._run([text], True)[0]
 
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed several search queries in one model call: float32 (n, dims), unit rows."""
+        return self._run(list(texts), True)
+
     def _run(self, texts: list[str], is_query: bool) -> np.ndarray:
         with _MODEL_LOCKS[self.registry_name]:
             vecs = self._encode(texts, is_query)
@@ -266,6 +270,15 @@ class CachedEmbedder:
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         self._query_cache_size = query_cache_size
         self._rows.update(self._read_disk())
+        self.batcher = None
+        """A ``batching.QueryBatcher`` once ``batch_queries`` is called: concurrent queries share model calls."""
+
+    def batch_queries(self, max_batch: int = 16, max_wait_s: float = 0.004) -> None:
+        from assistant.batching import QueryBatcher
+
+        encode = getattr(self.embedding, "encode_queries", None)
+        if encode is not None and self.batcher is None:
+            self.batcher = QueryBatcher(encode, max_batch, max_wait_s)
 
     # --- public -----------------------------------------------------------------------------------
     def key(self, text: str) -> bytes:
@@ -326,8 +339,11 @@ class CachedEmbedder:
             if vec is not None:
                 self._queries.move_to_end(text)
                 return vec.copy()
-        encode = getattr(self.embedding, "encode_query", None)
-        vec = encode(text) if encode else np.asarray(self.embedding.get_query_embedding(text), dtype=np.float32)
+        if self.batcher is not None:
+            vec = self.batcher.embed(text)
+        else:
+            encode = getattr(self.embedding, "encode_query", None)
+            vec = encode(text) if encode else np.asarray(self.embedding.get_query_embedding(text), dtype=np.float32)
         vec = np.asarray(vec, dtype=np.float32).reshape(self.dims)
         with self._lock:
             self._queries[text] = vec

@@ -89,6 +89,7 @@ class AssistantService:
             from assistant.embeddings import CachedEmbedder, get_embedding
 
             embedder = CachedEmbedder(get_embedding(self.settings.embedding_model), self.settings.embedding_cache_dir)
+            embedder.batch_queries(self.settings.query_batch_size, self.settings.query_batch_wait_ms / 1000)
             retriever = HybridRetriever(index, embedder, top_k=self.settings.top_k)
             idf = IdfTable([lexical_tokens(n) for n in index.nodes])
             answerer = self._make_answerer(idf, index, lambda plan: index.span_similarity(retriever.query_vector(plan)))
@@ -105,6 +106,12 @@ class AssistantService:
         from assistant.generative import GenerativeAnswerer
 
         return GenerativeAnswerer(self.settings, extractive)
+
+    def query_batch_sizes(self) -> dict[int, int]:
+        """Query-embedding model calls so far, by how many queries each embedded."""
+        state = self._state
+        batcher = state.retriever.embedder.batcher if state else None
+        return dict(batcher.batch_sizes) if batcher else {}
 
     def _current(self) -> _State:
         state = self._state

@@ -80,8 +80,13 @@ class Settings(BaseSettings):
 
     ask_deadline_s: float = 8.0
     """Seconds a question may take, queueing included; past it the work is dropped and the answer is 503."""
-    ask_workers: int = 2
-    """Threads that answer questions (CPU work): one per core."""
+    ask_workers: int = 8
+    """Threads that answer questions. Their model work is shared: concurrent query embeddings are
+    batched (``query_batch_size``), so more threads than cores keep the model's batches full."""
+    query_batch_size: int = 16
+    """Most query embeddings one model call takes (``assistant.batching``)."""
+    query_batch_wait_ms: float = 4.0
+    """How long the first query of a batch waits for others."""
     ask_queue_size: int = 64
     """Questions that may wait for a worker; one more gives 503 ``overloaded`` with Retry-After."""
 

@@ -39,4 +39,10 @@ async def readyz(request: Request) -> dict:
 )
 async def metrics(request: Request) -> Response:
     body, content_type = request.app.state.metrics.render()
+    sizes = request.app.state.service.query_batch_sizes()
+    if sizes:  # the micro-batcher's model calls by how many query embeddings each took
+        lines = ["# HELP assistant_query_embedding_batches_total Query-embedding model calls by batch size.",
+                 "# TYPE assistant_query_embedding_batches_total counter"]
+        lines += [f'assistant_query_embedding_batches_total{{size="{n}"}} {count}' for n, count in sorted(sizes.items())]
+        body += ("\n".join(lines) + "\n").encode()
     return Response(body, media_type=content_type)
