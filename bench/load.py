@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -177,6 +178,7 @@ def main() -> int:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         proc = start_server(port, args.workers)
+    batches: dict[str, str] = {}
     try:
         wait_ready(base, proc, args.ready_timeout)
         headers = {"Authorization": f"Bearer {args.key}"} if args.key else {}
@@ -185,6 +187,8 @@ def main() -> int:
         latencies, errors, wall, heavy = asyncio.run(
             drive(base, args.key, questions, args.clients, args.requests, args.duration, args.vary, args.heavy)
         )
+        metrics = httpx.get(base + "/metrics", headers=headers, timeout=10).text
+        batches = dict(re.findall(r'assistant_query_embedding_batches_total\{size="(\d+)"\} (\d+)', metrics))
     finally:
         if proc is not None:
             proc.terminate()
@@ -205,6 +209,11 @@ def main() -> int:
         print(f"latency p99      {pct(ms, 99):.0f} ms")
         print(f"latency mean     {statistics.fmean(ms):.0f} ms (max {max(ms):.0f} ms)")
     print(f"errors           {n_err}" + (f"  {errors}" if errors else ""))
+    if batches:  # one server process's micro-batcher (with --workers N, the one that answered /metrics)
+        calls = sum(int(c) for c in batches.values())
+        queries = sum(int(n) * int(c) for n, c in batches.items())
+        print(f"query batches    {calls} model calls for {queries} queries (mean {queries / calls:.1f}); "
+              + ", ".join(f"{n}x{c}" for n, c in sorted(batches.items(), key=lambda t: int(t[0]))))
     if args.heavy:
         hl = [x * 1000 for x in heavy["latencies"]]
         print(f"heavy clients    {args.heavy}: {heavy['ok']} ok, {heavy['errors']} not ok"
