@@ -52,6 +52,19 @@ def test_english_question_answered_from_the_swedish_strategy(full_service):
     assert answer.citations[0].document_id == "se-2020-2022"
     assert "25 procent" in answer.answer
     assert_grounded(answer, full_service)
+    lead = answer.answer.split("[1]")[0]
+    assert "25 per cent" in lead and "(Swedish: “" in lead, "an English rendering beside the exact Swedish quote"
+
+
+def test_a_neighbouring_year_is_refused_with_what_the_documents_cover(full_service):
+    answer = full_service.ask("What did Denmark give IOM unearmarked in 2021?")
+    assert not answer.answered and not answer.citations
+    assert "They give it only for 2022" in answer.answer and "3 508 772" in answer.answer
+
+
+def test_an_answer_states_at_most_three_claims(full_service):
+    answer = full_service.ask("What did Denmark give IOM unearmarked in 2022?")
+    assert answer.answered and 1 <= len(answer.citations) <= 3
 
 
 def test_swedish_question_finds_the_swedish_strategy(full_service):
