@@ -107,8 +107,7 @@ class TokenBucket:
             return 0.0
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(client, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - last) * self.rate)
+            tokens = self._refilled(client, now)
             if tokens >= 1.0:
                 self._buckets[client] = (tokens - 1.0, now)
                 if len(self._buckets) > self.max_clients:
@@ -121,11 +120,14 @@ class TokenBucket:
         """Like ``take`` but without taking: 0 when a token is there, else the seconds until one is."""
         if self.per_minute <= 0:
             return 0.0
-        now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(client, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+            tokens = self._refilled(client, time.monotonic())
         return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
+    def _refilled(self, client: str, now: float) -> float:
+        """The client's tokens now: what it had, plus what the time since has added (capped)."""
+        tokens, last = self._buckets.get(client, (self.capacity, now))
+        return min(self.capacity, tokens + (now - last) * self.rate)
 
     def _prune(self, now: float) -> None:
         full_after = self.capacity / self.rate
