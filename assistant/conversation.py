@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from assistant.lexical import STOPWORDS, words
 from assistant.names import known_names
 from assistant.records import Turn
-from assistant.text import YEAR
+from assistant.text import YEAR, lead_text
 
 MAX_CONTEXT_CHARS = 400
 """What is read of the previous question and of the previous answer's lead, each."""
@@ -73,12 +73,6 @@ def is_follow_up(question: str) -> bool:
     return bool(FOLLOW_UP_OPENING.search(question)) or any(w in ANAPHORS for w in ws) or len(_content(question)) <= 1
 
 
-def _lead(answer: str) -> str:
-    """The first claim of an answer: up to its first citation marker."""
-    m = re.search(r"\[\d+\]", answer)
-    return (answer[: m.start()] if m else answer)[:MAX_CONTEXT_CHARS]
-
-
 def _swap(previous: str, question: str) -> str:
     """The previous question with the follow-up's years and names put in place of its own."""
     out = previous
@@ -111,7 +105,7 @@ def resolve(question: str, history: list[Turn] | None) -> Resolved:
         return Resolved(question)
     previous = users[-1][:MAX_CONTEXT_CHARS]
     last = history[-1]
-    answer_lead = _lead(last.content) if last.role == "assistant" else ""
+    answer_lead = lead_text(last.content)[:MAX_CONTEXT_CHARS] if last.role == "assistant" else ""
     rest = question
     for name in _names(question, first=True):
         rest = rest.replace(name, " ")

@@ -57,6 +57,15 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+CITATION_MARKER = re.compile(r"\[\d+\]")
+
+
+def lead_text(answer: str) -> str:
+    """An answer's lead: its text up to the first citation marker ``[n]`` (all of it without one)."""
+    m = CITATION_MARKER.search(answer)
+    return answer[: m.start()] if m else answer
+
+
 def sentences(text: str) -> list[str]:
     return [text[a:b] for a, b in sentence_spans(text)]
 

@@ -35,6 +35,7 @@ from fastapi.responses import JSONResponse, Response
 from assistant.api import deps
 from assistant.api.bot_auth import BOT_FRAMEWORK_ISSUER, BotAuthError, BotConnectorAuth
 from assistant.api.errors import ApiError
+from assistant.api.render import location, one_line
 from assistant.api.models import error_responses
 from assistant.api.teams import HELP_TEXT, question_from_text
 from assistant.records import Answer, Feedback, Turn
@@ -93,10 +94,6 @@ class ConversationHistory:
 # --- the Adaptive Card ---------------------------------------------------------------------
 
 
-def _clip(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
 
 def _cells(quote: str) -> str:
     """A table row's tab-separated cells shown as ``a | b | c`` (empty cells left out)."""
@@ -106,13 +103,7 @@ def _cells(quote: str) -> str:
 
 
 def where(c: Any) -> str:
-    parts = []
-    if c.page is not None:
-        parts.append(f"p. {c.page}")
-    if c.section:
-        parts.append(_clip(c.section, 120))
-    parts.append(c.document_id)
-    return " · ".join(parts)
+    return " · ".join([*location(c, 120), c.document_id])
 
 
 def answer_card(question: str, answer: Answer) -> dict[str, Any]:
@@ -133,11 +124,11 @@ def answer_card(question: str, answer: Answer) -> dict[str, Any]:
                     {"type": "TextBlock", "text": f"[{c.n}] {c.title}", "weight": "Bolder", "wrap": True},
                     {"type": "TextBlock", "text": where(c), "isSubtle": True, "spacing": "None", "wrap": True,
                      "size": "Small"},
-                    {"type": "TextBlock", "text": f"“{_clip(_cells(c.quote), MAX_CARD_QUOTE)}”", "wrap": True,
+                    {"type": "TextBlock", "text": f"“{one_line(_cells(c.quote), MAX_CARD_QUOTE)}”", "wrap": True,
                      "spacing": "Small"},
                 ],
             })
-    feedback = {"action": "feedback", "question": _clip(question, 3900), "answer": _clip(answer.answer, 3900)}
+    feedback = {"action": "feedback", "question": one_line(question, 3900), "answer": one_line(answer.answer, 3900)}
     return {
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
@@ -285,7 +276,7 @@ class AssistantBot:
         card = answer_card(question, answer)
         return Activity(
             type=ActivityTypes.message,
-            summary=_clip(answer.answer, 200),
+            summary=one_line(answer.answer, 200),
             attachments=[Attachment(content_type=CARD_CONTENT_TYPE, content=card)],
         )
 

@@ -9,19 +9,23 @@ from typing import Any, Iterator
 from assistant.records import Answer, Citation
 
 
-def _one_line(text: str, limit: int = 300) -> str:
+def one_line(text: str, limit: int = 300) -> str:
     text = re.sub(r"\s+", " ", text).strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def source_line(c: Citation) -> str:
-    where = []
-    if c.page is not None:
-        where.append(f"p. {c.page}")
+def location(c: Citation, section_chars: int = 80) -> list[str]:
+    """Where a citation stands: its page and its section (shortened), as far as known."""
+    where = [f"p. {c.page}"] if c.page is not None else []
     if c.section:
-        where.append(_one_line(c.section, 80))
+        where.append(one_line(c.section, section_chars))
+    return where
+
+
+def source_line(c: Citation) -> str:
+    where = location(c)
     loc = f" ({', '.join(where)})" if where else ""
-    return f"[{c.n}] {c.title}{loc} [{c.document_id}]: \"{_one_line(c.quote)}\""
+    return f"[{c.n}] {c.title}{loc} [{c.document_id}]: \"{one_line(c.quote)}\""
 
 
 def answer_with_sources(answer: Answer, markdown: bool = True) -> str:

@@ -29,6 +29,7 @@ import statistics
 from collections.abc import Iterable, Sequence
 
 from assistant.records import Answer
+from assistant.text import lead_text
 
 HIT_KS: tuple[int, ...] = (1, 3, 5, 10)
 """The k of the hit@k columns. ``hit@k`` for k beyond the retrieval depth is not measurable."""
@@ -82,13 +83,6 @@ def reciprocal_rank(rank: int | None, depth: int | None = None) -> float:
 # --- answers ---------------------------------------------------------------------------
 
 
-CITATION_MARKER = re.compile(r"\[\d+\]")
-
-
-def lead_text(answer_text: str) -> str:
-    """The answer up to its first citation marker (all of it when it has none)."""
-    m = CITATION_MARKER.search(answer_text)
-    return answer_text[: m.start()] if m else answer_text
 
 
 def _states(text: str, must_include: Sequence[str | Sequence[str]], must_not: Sequence[str]) -> bool:

@@ -182,12 +182,13 @@ def train(ex: Examples, folds: int = 5, c: float = 1.0, sets: Sequence[str] = ()
 
     if ex.y.sum() == 0:
         raise TrainingError("no positive example: do the cases' evidence strings match retrieved spans?")
-    oof_score = np.zeros(len(ex.y))
     if ranking is not None:
         oof_score = np.array([ranking.value(dict(zip(FEATURES, row))) for row in ex.x])
-    for train_rows, test_rows in GroupKFold(n_splits=folds).split(ex.x, ex.y, ex.group) if ranking is None else ():
-        w, mean, scale = fit_ranking(ex.x[train_rows], ex.y[train_rows], ex.group[train_rows], c)
-        oof_score[test_rows] = ((ex.x[test_rows] - mean) / scale) @ w
+    else:
+        oof_score = np.zeros(len(ex.y))
+        for train_rows, test_rows in GroupKFold(n_splits=folds).split(ex.x, ex.y, ex.group):
+            w, mean, scale = fit_ranking(ex.x[train_rows], ex.y[train_rows], ex.group[train_rows], c)
+            oof_score[test_rows] = ((ex.x[test_rows] - mean) / scale) @ w
     qx, qy = question_rows(oof_score, ex)
     q_mean, q_scale = _standardise(qx)
     qz = (qx - q_mean) / q_scale
