@@ -21,11 +21,12 @@ import numpy as np
 
 from llama_index.core.schema import NodeWithScore
 
-from assistant.evidence import Candidate, IdfTable, score_candidates, split_spans
+from assistant.evidence import Candidate, IdfTable, score_candidates, split_spans, table_context, year_support
 from assistant.lexical import index_tokens, sv_to_en, token_set
-from assistant.query import QueryPlan
+from assistant.query import QueryPlan, part_plan
 from assistant.ranker import ANSWER_SPANS, Ranker
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
+from assistant.scopes import Scope
 from assistant.text import FIGURE, YEAR, format_number
 
 VALUE = re.compile(r"[(\-–]?\s*[\d][\d\s,.]*\)?\s*%?|[-–]")  # a cell that is a figure, not a label
@@ -199,6 +200,10 @@ class ExtractiveAnswerer:
         cands.sort(key=lambda c: -c.score)
         return cands
 
+    def part_candidates(self, plan: QueryPlan, retrieved: list[NodeWithScore]) -> list[list[Candidate]]:
+        """For a question that asks several things, the ranked spans for each thing it asks."""
+        return [self.candidates(part_plan(plan, p), retrieved) for p in plan.parts]
+
     def answerable(self, cands: list[Candidate]) -> float:
         """The probability that stating the best span answers the question."""
         return self.ranker.answer_probability([(c.features, c.score) for c in cands[:ANSWER_SPANS]])
@@ -208,24 +213,42 @@ class ExtractiveAnswerer:
         cands = self.candidates(plan, retrieved)
         if self.answerable(cands) < self.threshold:
             return Answer(answer=self.refusal(plan, cands, passages), answered=False, passages=passages)
-        claims, text = self.compose(cands, plan)
+        claims, text = self.compose(cands, plan, self.part_candidates(plan, retrieved))
         citations = [Citation(n=n, passage_id=c.node.node_id, document_id=c.document_id, title=c.node.metadata["title"],
                               page=c.node.metadata.get("page"), section=c.node.metadata.get("section"), quote=c.quote)
                      for n, c in enumerate(claims, start=1)]
         return Answer(answer=text, answered=True, citations=citations, passages=passages)
 
-    def compose(self, cands: list[Candidate], plan: QueryPlan) -> tuple[list[Candidate], str]:
-        """The claims an answer states from ranked candidates, and its text (claim ``n`` marked ``[n]``)."""
-        claims = self.select_claims(cands, plan)
-        lines = [self.claim_text(c, plan, first=n == 1) + f" [{n}]" for n, c in enumerate(claims, start=1)]
+    def compose(self, cands: list[Candidate], plan: QueryPlan,
+                parts: list[list[Candidate]] = ()) -> tuple[list[Candidate], str]:
+        """The claims an answer states from ranked candidates (and those of each thing the question
+        asks, ``part_candidates``), and its text (claim ``n`` marked ``[n]``)."""
+        claims = self.select_claims(cands, plan, parts)
+        periods: list[int | None] = [None] * len(claims)
+        if plan.scopes:  # each side in the order the question asks them, with its year
+            side = [next((i for i, s in enumerate(plan.scopes) if self.in_scope(c, s)), len(plan.scopes)) for c in claims]
+            order = sorted(range(len(claims)), key=lambda i: side[i])
+            claims = [claims[i] for i in order]
+            periods = [plan.scopes[side[i]].year if side[i] < len(plan.scopes) else None for i in order]
+        asks = {id(part[0]): part_plan(plan, q) for q, part in zip(plan.parts, parts) if part}
+        lines = [self.claim_text(c, asks.get(id(c), plan), first=n == 1 or bool(plan.scopes) or id(c) in asks,
+                                 period=period) + f" [{n}]"
+                 for n, (c, period) in enumerate(zip(claims, periods), start=1)]
         return claims, "\n\n".join(lines)
 
-    def select_claims(self, cands: list[Candidate], plan: QueryPlan) -> list[Candidate]:
-        """The best span; for a comparison, the best span of each other document; one span per further
-        asked year; then close runners-up about the same document and period; then a list the best
-        span opens."""
+    def select_claims(self, cands: list[Candidate], plan: QueryPlan,
+                      parts: list[list[Candidate]] = ()) -> list[Candidate]:
+        """The best span; the best span for each further thing the question asks, when it answers it;
+        one span per side of a question about several years or documents; for a comparison, the best
+        span of each other document; one span per further asked year; then close runners-up about the
+        same document and period; then a list the best span opens."""
         best = cands[0]
         claims = [best]
+        for part in parts:
+            top = part[0] if part else None
+            if (top is not None and len(claims) < self.policy.max_claims and self.answerable(part) >= self.threshold
+                    and not any(top.quote in k.quote or k.quote in top.quote for k in claims)):
+                claims.append(top)
         good = [c for c in cands[1:30] if best.score - c.score <= self.policy.support_margin
                 and c.features["names_missing"] <= best.features["names_missing"]]
 
@@ -235,6 +258,12 @@ class ExtractiveAnswerer:
                        or (c.is_row and k.is_row and c.node.metadata.get("section") == k.node.metadata.get("section"))
                        for k in claims)
 
+        for scope in plan.scopes:  # each side of the question from its own evidence
+            if len(claims) < self.policy.max_claims and not any(self.in_scope(k, scope) for k in claims):
+                side = next((c for c in cands[1:40] if self.in_scope(c, scope) and not overlaps(c)
+                             and best.score - c.score <= 2 * self.policy.support_margin), None)
+                if side:
+                    claims.append(side)
         if len(set(plan.documents)) >= 2 or COMPARISON.search(plan.question):
             for c in good:
                 if c.document_id not in {k.document_id for k in claims} and not overlaps(c):
@@ -257,13 +286,25 @@ class ExtractiveAnswerer:
                        if not any(q == k.quote for k in claims)]
         return claims
 
-    def claim_text(self, c: Candidate, plan: QueryPlan, first: bool) -> str:
+    def in_scope(self, c: Candidate, scope: Scope) -> bool:
+        """Is the span evidence for this side: from its documents, and about its year (or about no
+        other year, in a document that covers it)?"""
+        if c.document_id not in scope.documents:
+            return False
+        return scope.year is None or year_support(c.quote, table_context(c.node), [scope.year],
+                                                  self.doc_years.get(c.document_id), c.is_row) > 0
+
+    def claim_text(self, c: Candidate, plan: QueryPlan, first: bool, period: int | None = None) -> str:
+        """The claim as stated: a row's figure in the asked column, or the quote (rendered in English
+        for a Swedish span and an English question) after its figure; ``period``: the year the claim
+        is about, said when the span does not say it."""
         md = c.node.metadata
+        said = f" ({period})" if period and str(period) not in c.quote else ""
         where = md.get("section") or md.get("title")
         if c.is_row:
             described = describe_row(c, plan)
             if described:
-                return f"**{described}**, per {where}."
+                return f"**{described}**{said}, per {where}."
         quote = " ".join(c.quote.split())
         rendered = f"“{quote}”"
         if md.get("language") == "sv" and not plan.swedish:
@@ -271,8 +312,8 @@ class ExtractiveAnswerer:
         if plan.wants_number and first:
             figure = lead_figure(quote, plan)
             if figure:
-                return f"**{format_number(figure) if figure[0].isdigit() else figure}**: {rendered}"
-        return rendered
+                return f"**{format_number(figure) if figure[0].isdigit() else figure}**{said}: {rendered}"
+        return f"{period}: {rendered}" if said else rendered
 
     def refusal(self, plan: QueryPlan, cands: list[Candidate], passages: list[PassageOut]) -> str:
         """Say so, and what the documents do cover when the evidence is about another year."""

@@ -7,7 +7,7 @@ a ``QueryPlan`` the retriever can act on.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
@@ -16,7 +16,8 @@ from assistant.conversation import resolve
 from assistant.names import named_terms
 from assistant.lexical import STOPWORDS, gloss_english, gloss_swedish, looks_swedish, query_tokens, stem, words
 from assistant.records import DocumentInfo, Turn
-from assistant.text import YEAR
+from assistant.scopes import Scope, question_scopes
+from assistant.text import YEAR, relative_years
 
 NOT_YEAR = re.compile(rf"\b(?:not|excluding|except|other than|inte)\s+(?:in\s+)?{YEAR.pattern}", re.I)
 
@@ -47,6 +48,21 @@ def figure_pattern(question: str) -> re.Pattern | None:
         noun = re.escape(m.group(1).lower()[:max(3, len(m.group(1)) - 2)])
         return re.compile(rf"\d[\d,. ]*\s+(?:[\w-]+\s+){{0,2}}{noun}", re.I)
     return MONEY if HOW_MUCH.search(question) else None
+
+
+CLAUSE_BREAK = re.compile(
+    r"\?\s+(?=\S)|,?\s+(?:and|but)\s+(?=(?:how|what|which|who|when|where|why|did|does|do|is|was|were|has|have|had)\b)"
+    r"|,?\s+(?:och|men)\s+(?=(?:hur|vad|vilk\w*|när|var|vem|varför)\b)",
+    re.I,
+)
+"""Where a question asks a second thing: "..., and how many personnel were trained?", "... ? What did ..."."""
+
+
+def question_parts(text: str) -> list[str]:
+    """The questions a question asks, when it asks more than one (each of two words or more)."""
+    parts = [p.strip(" ,?") for p in CLAUSE_BREAK.split(text)]
+    parts = [p for p in parts if len(words(p)) >= 2]
+    return parts if len(parts) > 1 else []
 
 
 # Phrases that point at a document kind or publisher, beyond each document's own aliases.
@@ -86,11 +102,26 @@ class QueryPlan:
     """Names the evidence must be about (question, then context), lower-cased."""
     extreme: str | None = None
     """``max``/``min``: the question asks for the largest/smallest item (of a table)."""
+    scopes: list[Scope] = field(default_factory=list)
+    """The sides of a question about several years or documents (``scopes``); empty for one side."""
+    parts: list[str] = field(default_factory=list)
+    """The questions it asks, when it asks more than one ("how many sessions, and how many trained")."""
 
     @property
     def search_text(self) -> str:
         """What is embedded for dense retrieval."""
         return f"{self.question} {self.context}".strip()
+
+
+def part_plan(plan: QueryPlan, part: str) -> QueryPlan:
+    """The plan of one of the questions a question asks: its own words, figure and names; the rest
+    of the question (years, documents) as the whole's."""
+    terms = term_groups(part)
+    own = {t for g in terms for t in g}
+    return replace(plan, question=part, tokens=query_tokens(part), terms=terms,
+                   context_terms=[g for g in plan.terms + plan.context_terms if not g & own],
+                   wants_number=bool(NUMBER_QUESTION.search(part)), figure=figure_pattern(part),
+                   names=named_terms(part) or plan.names, extreme=superlative(part), scopes=[], parts=[])
 
 
 def term_groups(text: str) -> list[frozenset[str]]:
@@ -148,6 +179,7 @@ def plan_query(question: str, documents: list[DocumentInfo], vocabulary: set[str
     text, context = resolved.question, resolved.context
     excluded = [int(y) for y in NOT_YEAR.findall(text)]
     years = [int(y) for y in YEAR.findall(text) if int(y) not in excluded]
+    years += [y for y in relative_years(text, years) if y not in years]
     if not years and context:
         years = [int(y) for y in YEAR.findall(context)]
     fixes = correct_typos(words(text), vocabulary, choices)
@@ -161,12 +193,13 @@ def plan_query(question: str, documents: list[DocumentInfo], vocabulary: set[str
     if context:
         tokens += [t for t in query_tokens(context) if t not in tokens]
     names = named_terms(text) or named_terms(context)
+    named_documents = route_documents(text, documents) or (route_documents(context, documents) if context else [])
     return QueryPlan(
         question=text,
         tokens=tokens,
         years=years,
         excluded_years=excluded,
-        documents=route_documents(text, documents) or (route_documents(context, documents) if context else []),
+        documents=named_documents,
         swedish=looks_swedish(text),
         corrections=fixes,
         terms=terms,
@@ -176,4 +209,6 @@ def plan_query(question: str, documents: list[DocumentInfo], vocabulary: set[str
         figure=figure_pattern(text),
         names=names,
         extreme=superlative(text),
+        scopes=question_scopes(years, named_documents, documents),
+        parts=question_parts(fixed),
     )

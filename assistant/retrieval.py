@@ -7,7 +7,7 @@ on both counts is not lost, and filters and boosts apply before the cut.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from llama_index.core.retrievers import BaseRetriever
@@ -31,6 +31,10 @@ class FusionWeights:
 
 
 MAX_EMBEDDED_CHARS = 600
+
+
+SCOPE_K = 2
+"""Passages searched per side of a question with several (``scopes``)."""
 
 
 class UnknownFilter(ValueError):
@@ -130,3 +134,20 @@ class HybridRetriever(BaseRetriever):
         score = np.where(keep, score, -np.inf)
         order = np.argsort(-score)[:top_k]
         return [NodeWithScore(node=self.index.nodes[i], score=float(score[i])) for i in order if np.isfinite(score[i])]
+
+    def gather(self, plan: QueryPlan, top_k: int, filters: Filters | None = None) -> list[NodeWithScore]:
+        """``search``, then for a question with several sides the best ``SCOPE_K`` passages of each
+        side that the main results lack, so that every side has evidence."""
+        hits = self.search(plan, top_k, filters)
+        seen = {h.node.node_id for h in hits}
+        for scope in plan.scopes:
+            allowed = [d for d in scope.documents if not (filters and filters.document_ids) or d in filters.document_ids]
+            if not allowed:
+                continue
+            side = replace(plan, years=[scope.year]) if scope.year else plan
+            narrowed = (filters or Filters()).model_copy(update={"document_ids": allowed})
+            for hit in self.search(side, SCOPE_K, narrowed):
+                if hit.node.node_id not in seen:
+                    seen.add(hit.node.node_id)
+                    hits.append(hit)
+        return hits

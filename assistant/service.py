@@ -130,7 +130,7 @@ class AssistantService:
         plan = state.retriever.plan(question, history)
         _check_deadline(deadline, "plan")
         t1 = time.perf_counter()
-        hits = state.retriever.search(plan, max(top_k, 1), filters)
+        hits = state.retriever.gather(plan, max(top_k, 1), filters)
         _check_deadline(deadline, "retrieval")
         t2 = time.perf_counter()
         answer = state.answerer.answer(question, plan, hits)

@@ -11,6 +11,22 @@ from __future__ import annotations
 import re
 
 YEAR = re.compile(r"\b((?:19|20)\d\d)\b")
+_EARLIER = re.compile(
+    r"\b(?:(?:a|one) year (?:earlier|before|prior)|the (?:previous|prior|preceding) year|the year before|"
+    r"året (?:innan|före)|föregående år|året dessförinnan)\b", re.I)
+_LATER = re.compile(
+    r"\b(?:(?:a|one) year (?:later|after)|the (?:following|next) year|the year after|året (?:efter|därpå)|"
+    r"följande år)\b", re.I)
+
+
+def relative_years(text: str, years: list[int]) -> list[int]:
+    """The years a text means relative to the ones it names: "in 2020, versus a year earlier" -> [2019]."""
+    if not years:
+        return []
+    out = [min(years) - 1] if _EARLIER.search(text) else []
+    return out + ([max(years) + 1] if _LATER.search(text) else [])
+
+
 NUMBER = re.compile(r"\d{1,3}(?:[ \u00a0\u202f,]\d{3})+(?:\.\d+)?|\d+(?:[.,]\d+)?")
 """A figure: digits with thousands groups of exactly three (``3 508 772``, ``3,508,772``), or plain
 digits with decimals (``20.3``). "2019, 11 donors" is two figures, not one."""

@@ -126,3 +126,20 @@ def test_cli_ask_json_prints_the_record(full_settings, monkeypatch):
         assert text.exit_code == 0 and "[1]" in text.stdout and "Annex 2" in text.stdout
     finally:
         get_settings.cache_clear()
+
+
+def test_each_asked_year_is_answered_from_its_own_report(full_service):
+    """Two years held in two annual reports: one claim per year, each citing its own report."""
+    answer = full_service.ask("How many IOM staff completed the ethics and conduct e-learning course in 2019 and in 2020?")
+    assert answer.answered
+    assert "13,500" in answer.answer and "19,400" in answer.answer
+    assert {c.document_id for c in answer.citations} >= {"iom-ar-2019", "iom-ar-2020"}
+    assert answer.answer.index("13,500") < answer.answer.index("19,400")  # in the order asked
+    assert_grounded(answer, full_service)
+
+
+def test_a_question_asking_two_things_gets_both(full_service):
+    answer = full_service.ask("How many security training sessions did IOM deliver in 2019, and how many personnel were trained?")
+    assert answer.answered
+    assert "136" in answer.answer and "2,839" in answer.answer
+    assert_grounded(answer, full_service)

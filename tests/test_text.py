@@ -34,3 +34,33 @@ def test_years_and_figures():
     assert format_number("1,000,000.00") == "1,000,000"
     assert format_number("2022") == "2022"
     assert format_number("n/a") == "n/a"
+
+
+def test_relative_years():
+    from assistant.text import relative_years
+
+    assert relative_years("by the end of 2020, versus a year earlier?", [2020]) == [2019]
+    assert relative_years("users at the end of 2019, and a year later?", [2019]) == [2020]
+    assert relative_years("hur många 2020 jämfört med året innan?", [2020]) == [2019]
+    assert relative_years("a year earlier", []) == []
+    assert relative_years("in 2019 and 2020", [2019, 2020]) == []
+
+
+def test_question_parts_and_scopes():
+    from assistant.catalog import load_catalog
+    from assistant.query import question_parts
+    from assistant.scopes import question_scopes
+    from assistant.settings import ROOT
+
+    assert question_parts("How many sessions did IOM deliver in 2019, and how many personnel were trained?") == [
+        "How many sessions did IOM deliver in 2019", "how many personnel were trained"]
+    assert question_parts("Has quality improved? What did the 2020 meta-evaluation find?") == [
+        "Has quality improved", "What did the 2020 meta-evaluation find"]
+    assert question_parts("What did Denmark and Sweden give?") == []
+    docs = load_catalog(ROOT / "corpus")
+    two_reports = question_scopes([2019, 2020], [], docs)
+    assert [s.year for s in two_reports] == [2019, 2020]
+    assert "iom-ar-2019" in two_reports[0].documents and "iom-ar-2020" not in two_reports[0].documents
+    assert question_scopes([2024, 2025], [], docs) == []  # one document covers both: one side
+    assert [s.documents for s in question_scopes([], ["dk-2018-2020", "dk-2023-2026"], docs)] == [
+        ("dk-2018-2020",), ("dk-2023-2026",)]

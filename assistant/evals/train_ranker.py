@@ -74,22 +74,23 @@ def collect(service, cases: Sequence[EvalCase], top_k: int) -> Examples:
     to tell whether the answer the answerer would compose from a ranking is correct."""
     state = service._current()
     xs, ys, groups = [], [], []
-    per_case: list[tuple[QueryPlan, list[Candidate]]] = []
+    per_case: list[tuple[QueryPlan, list[Candidate], list[list[Candidate]]]] = []
     for i, case in enumerate(cases):
         plan = state.retriever.plan(case.question, list(case.history) or None)
-        cands = state.answerer.candidates(plan, state.retriever.search(plan, top_k))
-        per_case.append((plan, cands))
+        hits = state.retriever.gather(plan, top_k)
+        cands = state.answerer.candidates(plan, hits)
+        per_case.append((plan, cands, state.answerer.part_candidates(plan, hits)))
         for c in cands:
             xs.append([c.features[f] for f in FEATURES])
             ys.append(label(c, case))
             groups.append(i)
 
     def correct_if_answered(i: int, scores: np.ndarray) -> bool:
-        case, (plan, cands) = cases[i], per_case[i]
+        case, (plan, cands, parts) = cases[i], per_case[i]
         if case.unanswerable or not cands:
             return False
         ranked = [cands[j] for j in np.argsort(-scores)]
-        _, text = state.answerer.compose(ranked, plan)
+        _, text = state.answerer.compose(ranked, plan, parts)
         return answer_correct(Answer(answer=text, answered=True), case.must_include, case.must_not)
 
     return Examples(np.array(xs, dtype=float), np.array(ys), np.array(groups),
