@@ -21,13 +21,14 @@ import numpy as np
 
 from llama_index.core.schema import NodeWithScore
 
-from assistant.evidence import Candidate, IdfTable, score_candidates, split_spans, table_context, year_support
+from assistant.evidence import (Candidate, IdfTable, cell_value, score_candidates, split_spans, table_context,
+                                year_support)
 from assistant.lexical import index_tokens, sv_to_en, token_set
 from assistant.query import QueryPlan, part_plan
 from assistant.ranker import ANSWER_SPANS, Ranker
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
 from assistant.scopes import Scope
-from assistant.text import FIGURE, YEAR, format_number
+from assistant.text import FIGURE, NUMBER, YEAR, format_number, is_reference
 
 VALUE = re.compile(r"[(\-–]?\s*[\d][\d\s,.]*\)?\s*%?|[-–]")  # a cell that is a figure, not a label
 COMPARISON = re.compile(r"\b(compare\w*|agree\w*|differ\w*|versus|vs\.?|both|jämför\w*|skillnad\w*|överens)\b", re.I)
@@ -74,7 +75,12 @@ def describe_row(cand: Candidate, plan: QueryPlan) -> str | None:
         return None
     best = max(p[2] for p in pairs)
     totals = [p for p in pairs if p[0].lower() == "total"]
-    if totals and "total" in qtok:
+    in_period = [p for p in pairs if plan.period and (y := YEAR.search(p[0])) and
+                 plan.period[0] <= int(y.group(1)) <= plan.period[1]]
+    if plan.extreme and len(in_period) >= 2:  # "which year between 2013 and 2017 the most"
+        pick = max if plan.extreme == "max" else min
+        chosen = [pick(in_period, key=lambda p: cell_value(p[1]) or 0.0)] + totals
+    elif totals and ("total" in qtok or len(in_period) >= 2):  # a period asked as a whole: its total
         chosen = totals
     elif best > 0:
         chosen = [p for p in pairs if p[2] == best]
@@ -95,15 +101,20 @@ def describe_row(cand: Candidate, plan: QueryPlan) -> str | None:
 
 
 def lead_figure(sentence: str, plan: QueryPlan) -> str | None:
-    """The number (with its unit) in a sentence nearest to the query's terms, to state first."""
+    """The number (with its unit) in a sentence to state first: of the asked kind ("how many staff",
+    "how much") when the question says, else nearest to the question's terms. Years, labels
+    ("Annex 3", "P-5") and figures the question itself names are not answers."""
     qtok = set(plan.tokens)
+    asked = {re.sub(r"\D", "", m.group(0)) for m in NUMBER.finditer(plan.question)}
+    kind = [m.span() for m in plan.figure.finditer(sentence)] if plan.figure else []
     best, best_score = None, -1.0
     for m in FIGURE.finditer(sentence):
         value = m.group(0).strip(" ,.")
-        if YEAR.fullmatch(value):
+        digits = re.sub(r"\D", "", value)
+        if YEAR.fullmatch(value) or digits in asked or is_reference(sentence, m.start()):
             continue
         window = sentence[max(0, m.start() - 60): m.end() + 60]
-        score = len(qtok & token_set(window, "en"))
+        score = len(qtok & token_set(window, "en")) + 10 * any(a <= m.start() < b for a, b in kind)
         if score > best_score:
             best, best_score = value, score
     return best if best_score >= 2 else None

@@ -123,16 +123,23 @@ def span_embed_text(node: TextNode, quote: str, is_row: bool) -> str:
 CELL_NUMBER = re.compile(r"^\(?-?\d[\d ,.]*\)?%?$")
 
 
+def cell_value(cell: str) -> float | None:
+    """A table cell's figure, brackets as negative; None for a label, a year or a dash."""
+    cell = cell.strip()
+    if not CELL_NUMBER.match(cell) or YEAR.fullmatch(cell):
+        return None
+    try:
+        value = float(re.sub(r"[^\d.]", "", cell.replace(",", "").replace(" ", "")))
+    except ValueError:
+        return None
+    return -value if cell.startswith(("(", "-")) else value
+
+
 def row_value(row: str) -> float | None:
-    """The row's last figure (its total or its only value), brackets as negative."""
-    for cell in reversed([c.strip() for c in row.split("\t") if c.strip()]):
-        if CELL_NUMBER.match(cell) and not YEAR.fullmatch(cell):
-            digits = re.sub(r"[^\d.]", "", cell.replace(",", "").replace(" ", ""))
-            try:
-                value = float(digits)
-            except ValueError:
-                return None
-            return -value if cell.startswith(("(", "-")) else value
+    """The row's last figure (its total or its only value)."""
+    for cell in reversed([c for c in row.split("\t") if c.strip()]):
+        if CELL_NUMBER.match(cell.strip()) and not YEAR.fullmatch(cell.strip()):
+            return cell_value(cell)
     return None
 
 

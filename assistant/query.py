@@ -17,7 +17,7 @@ from assistant.names import named_terms
 from assistant.lexical import STOPWORDS, gloss_english, gloss_swedish, looks_swedish, query_tokens, stem, words
 from assistant.records import DocumentInfo, Turn
 from assistant.scopes import Scope, question_scopes
-from assistant.text import YEAR, relative_years
+from assistant.text import ORDINALS, YEAR, relative_years, year_range
 
 NOT_YEAR = re.compile(rf"\b(?:not|excluding|except|other than|inte)\s+(?:in\s+)?{YEAR.pattern}", re.I)
 
@@ -104,6 +104,8 @@ class QueryPlan:
     """``max``/``min``: the question asks for the largest/smallest item (of a table)."""
     scopes: list[Scope] = field(default_factory=list)
     """The sides of a question about several years or documents (``scopes``); empty for one side."""
+    period: tuple[int, int] | None = None
+    """A span of years the question asks about as a whole ("over 2013-2017")."""
     parts: list[str] = field(default_factory=list)
     """The questions it asks, when it asks more than one ("how many sessions, and how many trained")."""
 
@@ -131,6 +133,8 @@ def term_groups(text: str) -> list[frozenset[str]]:
             continue
         group = {stem(w), stem(w, "sv")}
         group |= {stem(g) for g in gloss_swedish([w])} | {stem(g, "sv") for g in gloss_english([w])}
+        if w in ORDINALS:  # "fifth": the row ranked 5
+            group.add(ORDINALS[w])
         groups.setdefault(stem(w), frozenset(group))
     return list(groups.values())
 
@@ -211,4 +215,5 @@ def plan_query(question: str, documents: list[DocumentInfo], vocabulary: set[str
         extreme=superlative(text),
         scopes=question_scopes(years, named_documents, documents),
         parts=question_parts(fixed),
+        period=year_range(text),
     )

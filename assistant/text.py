@@ -11,6 +11,31 @@ from __future__ import annotations
 import re
 
 YEAR = re.compile(r"\b((?:19|20)\d\d)\b")
+_RANGE = re.compile(
+    r"\b((?:19|20)\d\d)\s*(?:-|–|—|to|till|until|through)\s*((?:19|20)\d\d)\b|"
+    r"\b(?:between|from|mellan|från)\s+((?:19|20)\d\d)\s+(?:and|to|och|till)\s+((?:19|20)\d\d)\b", re.I)
+
+
+def year_range(text: str) -> tuple[int, int] | None:
+    """The period a text asks about as a whole: "over 2013-2017", "between 2013 and 2017"."""
+    m = _RANGE.search(text)
+    if not m:
+        return None
+    a, b = (int(y) for y in m.groups() if y)
+    return (a, b) if a < b else None
+
+
+ORDINALS = {w: str(n) for n, ws in enumerate((
+    (), ("first", "1st", "första"), ("second", "2nd", "andra"), ("third", "3rd", "tredje"), ("fourth", "4th", "fjärde"),
+    ("fifth", "5th", "femte"), ("sixth", "6th", "sjätte"), ("seventh", "7th", "sjunde"), ("eighth", "8th", "åttonde"),
+    ("ninth", "9th", "nionde"), ("tenth", "10th", "tionde"), ("eleventh", "11th", "elfte"), ("twelfth", "12th", "tolfte"),
+    ("thirteenth", "13th", "trettonde"), ("fourteenth", "14th", "fjortonde"), ("fifteenth", "15th", "femtonde"),
+    ("sixteenth", "16th", "sextonde"), ("seventeenth", "17th", "sjuttonde"), ("eighteenth", "18th", "artonde"),
+    ("nineteenth", "19th", "nittonde"), ("twentieth", "20th", "tjugonde"),
+)) for w in ws}
+"""Ordinal words (English and Swedish) -> the number: "fifth" is rank 5 of a ranking table."""
+
+
 _EARLIER = re.compile(
     r"\b(?:(?:a|one) year (?:earlier|before|prior)|the (?:previous|prior|preceding) year|the year before|"
     r"året (?:innan|före)|föregående år|året dessförinnan)\b", re.I)
@@ -71,6 +96,20 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             spans.append((pos + lead, pos + len(piece.rstrip())))
         pos = m.end() if m else len(text)
     return spans
+
+
+REFERENCE = re.compile(
+    r"(?:\b(?:annex|appendix|table|figure|fig\.|chart|box|line|page|p\.|pp\.|no\.|nr\.?|chapter|section|para\.?|"
+    r"paragraph|article|art\.|priority area|objective|outcome|output|step|phase|level|bilaga|tabell|figur|sidan?|kapitel|"
+    r"avsnitt|utgiftsområde|punkt)\s*|[A-Z]-|[A-Z]/|\d/)$",
+    re.I,
+)
+"""What stands before a number that names a thing rather than counts it: "Annex 3", "Line 2", "P-5", "C/109/3"."""
+
+
+def is_reference(text: str, start: int) -> bool:
+    """Is the figure at ``text[start:]`` a label ("Annex 3", "P-5"), not a quantity?"""
+    return bool(REFERENCE.search(text[max(0, start - 20): start]))
 
 
 CITATION_MARKER = re.compile(r"\[\d+\]")
