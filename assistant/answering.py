@@ -11,10 +11,8 @@ Swedish span answering an English question is rendered in English beside its exa
 
 from __future__ import annotations
 
-import importlib.resources
 import re
 from collections.abc import Callable
-from functools import lru_cache
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +21,8 @@ from llama_index.core.schema import NodeWithScore
 
 from assistant.evidence import (Candidate, IdfTable, cell_value, score_candidates, split_spans, table_context,
                                 year_support)
-from assistant.lexical import index_tokens, sv_to_en, token_set
+from assistant.gloss import english_gloss
+from assistant.lexical import index_tokens, stem, token_set
 from assistant.query import QueryPlan, part_plan
 from assistant.ranker import ANSWER_SPANS, Ranker
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
@@ -120,61 +119,6 @@ def lead_figure(sentence: str, plan: QueryPlan) -> str | None:
     return best if best_score >= 2 else None
 
 
-@lru_cache(maxsize=1)
-def _render_table() -> dict[str, str]:
-    text = importlib.resources.files("assistant.data").joinpath("render_sv_en.tsv").read_text(encoding="utf-8")
-    return {sv: en for sv, en in (line.split("\t", 1) for line in text.splitlines() if "\t" in line and not line.startswith("#"))}
-
-
-SWEDISH_ENDINGS = ("ernas", "arnas", "ornas", "erna", "arna", "orna", "ens", "ets", "ade", "ande", "en", "et", "na",
-                   "ns", "er", "ar", "or", "at", "a", "e", "s", "t", "n")
-"""Inflection endings (definite, plural, genitive, past), longest first: the lexicon lists base forms."""
-
-
-def _base_sense(word: str, table: dict[str, list[str]]) -> str | None:
-    if word in table:
-        return table[word][0]
-    for ending in SWEDISH_ENDINGS:
-        stem = word[: -len(ending)]
-        if word.endswith(ending) and len(stem) >= 3:
-            for base in (stem, stem + "a", stem + "e"):
-                if base in table:
-                    return table[base][0]
-    return None
-
-
-def _swedish_sense(word: str, table: dict[str, list[str]]) -> str | None:
-    """The first English sense of a Swedish word: as listed, from its base form, or of the parts of
-    a compound ("fältverksamhet" = "fält" + "verksamhet")."""
-    sense = _base_sense(word, table)
-    if sense or len(word) < 7:
-        return sense
-    for cut in range(len(word) - 3, 2, -1):
-        head, tail = word[:cut], word[cut:]
-        first = next((table[h][0] for h in (head, head + "a", head[:-1] if head.endswith("s") else "") if h in table), None)
-        rest = _base_sense(tail, table)
-        if first and rest:
-            return f"{first} {rest}"
-    return None
-
-
-def english_gloss(quote: str) -> str:
-    """A word-by-word English rendering of a Swedish span (function words from ``render_sv_en.tsv``,
-    then the domain glossary and Folkets lexikon): figures and names as they stand, each word its
-    first sense. Rough, but it states the fact in the reader's language beside the exact quote."""
-    table, render = sv_to_en(), _render_table()
-    out = []
-    for token in re.findall(r"\d[\d ,.]*\d|\d|[^\W\d_]+(?:[-:][^\W\d_]+)*|[^\w\s]", quote):
-        low = token.lower()
-        if token[0].isdigit() or not token[0].isalpha() or (len(token) > 1 and token.isupper()):
-            out.append(token)  # figures, punctuation, codes and acronyms (SEK, IOM) as they stand
-            continue
-        word = render.get(low) or _swedish_sense(low, table) or token
-        out.append(word[0].upper() + word[1:] if token[0].isupper() else word)
-    text = " ".join(out)
-    return re.sub(r"\s+([,.;:!?)])", r"\1", re.sub(r"([(])\s+", r"\1", text))
-
-
 def to_passage_out(hit: NodeWithScore) -> PassageOut:
     md = hit.node.metadata
     return PassageOut(
@@ -200,6 +144,11 @@ class ExtractiveAnswerer:
         self.ranker = ranker
         self.policy = policy or AnswerPolicy()
         self.threshold = self.policy.threshold if self.policy.threshold is not None else ranker.threshold
+
+    def commonness(self, english: str) -> float:
+        """How common an English word or phrase is in the passages (its rarest word's idf, negated):
+        of a Swedish word's senses, the rendering takes the corpus's own."""
+        return -max((self.idf.idf.get(stem(w), self.idf.default) for w in english.split()), default=self.idf.default)
 
     def candidates(self, plan: QueryPlan, retrieved: list[NodeWithScore]) -> list[Candidate]:
         """Every span of the retrieved passages, best first by the ranker's score."""
@@ -319,7 +268,7 @@ class ExtractiveAnswerer:
         quote = " ".join(c.quote.split())
         rendered = f"“{quote}”"
         if md.get("language") == "sv" and not plan.swedish:
-            rendered = f"{english_gloss(quote)} (Swedish: “{quote}”)"
+            rendered = f"{english_gloss(quote, self.commonness)} (Swedish: “{quote}”)"
         if plan.wants_number and first:
             figure = lead_figure(quote, plan)
             if figure:

@@ -143,3 +143,14 @@ def test_a_question_asking_two_things_gets_both(full_service):
     assert answer.answered
     assert "136" in answer.answer and "2,839" in answer.answer
     assert_grounded(answer, full_service)
+
+
+def test_swedish_rendering_takes_the_corpus_sense(full_service):
+    """Of a Swedish word's lexicon senses the rendering takes the one the corpus uses; titles stand."""
+    from assistant.gloss import english_gloss
+
+    commonness = full_service._current().answerer.commonness
+    text = english_gloss("Genom att stärka finansieringen av systemet", commonness)
+    assert "strengthen" in text and "starch" not in text and "alcoholic" not in text
+    title = "*Standing Committee on Programmes and Finance*"
+    assert english_gloss(f"Ett underorgan, {title}, hanterar styrningen.", commonness).count(title) == 1

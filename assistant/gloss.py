@@ -1,0 +1,116 @@
+"""English renderings of Swedish evidence, for an English question answered from a Swedish span.
+
+No Swedish-English translation model ships offline, so the rendering is word by word: function
+words from ``data/render_sv_en.tsv``, then the domain glossary (``data/glossary_sv_en.tsv``, whose
+sense always wins), then Folkets lexikon (through ``svlang``). Of a lexicon word's senses, the one
+most common in the corpus's own English text is taken ("stärka" -> "strengthen", not "starch"),
+and base forms and compound parts are looked up when the inflected word is not listed. Figures,
+names, acronyms and emphasised titles (``*Standing Committee on Programmes and Finance*``) stand
+as they are. Rough, but it states the fact in the reader's language beside the exact quote.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+from collections.abc import Callable
+from functools import lru_cache
+
+Commonness = Callable[[str], float]
+"""How common an English word or phrase is in the corpus (higher: more common)."""
+
+SWEDISH_ENDINGS = ("ernas", "arnas", "ornas", "erna", "arna", "orna", "ens", "ets", "ade", "ande", "en", "et", "na",
+                   "ns", "er", "ar", "or", "at", "a", "e", "s", "t", "n")
+"""Inflection endings (definite, plural, genitive, past), longest first: the lexicon lists base forms."""
+TOKEN = re.compile(r"\*[^*\n]+\*|\d[\d ,.]*\d|\d|[^\W\d_]+(?:[-:][^\W\d_]+)*|[^\w\s]")
+ANNOTATED = re.compile(r"[\[\]()]")
+
+
+def _data(name: str, package: str = "assistant.data") -> str:
+    return importlib.resources.files(package).joinpath(name).read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def _render_table() -> dict[str, str]:
+    return {sv: en for sv, en in (line.split("\t", 1) for line in _data("render_sv_en.tsv").splitlines()
+                                  if "\t" in line and not line.startswith("#"))}
+
+
+def _rows(text: str):
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "\t" in line:
+            sv, en = line.split("\t", 1)
+            yield sv.replace("|", "").strip().lower(), [e.strip().lower() for e in re.split(r"[,;]", en) if e.strip()]
+
+
+@lru_cache(maxsize=1)
+def senses() -> dict[str, list[str]]:
+    """Swedish word -> its English senses: the domain glossary's first sense alone, else every
+    plain sense Folkets lexikon lists for it (annotated ones, "(wild) duck", "[us]", left out)."""
+    table: dict[str, list[str]] = {}
+    for sv, en in _rows(_data("glossary_sv_en.tsv")):
+        if " " not in sv and en:
+            table.setdefault(sv, en[:1])
+    domain = set(table)
+    try:
+        folkets = _data("folkets_sv_en.tsv", "svlang.data")
+    except (ModuleNotFoundError, FileNotFoundError):  # pragma: no cover - svlang is a dependency
+        folkets = ""
+    for sv, en in _rows(folkets):
+        if " " in sv or sv in domain:
+            continue
+        listed = table.setdefault(sv, [])
+        listed += [e for e in en if not ANNOTATED.search(e) and e not in listed]
+    return {sv: en for sv, en in table.items() if en}
+
+
+def _pick(options: list[str], commonness: Commonness | None) -> str:
+    return max(options, key=commonness) if commonness and len(options) > 1 else options[0]
+
+
+def _base_sense(word: str, table: dict[str, list[str]], commonness: Commonness | None) -> str | None:
+    """Of the senses of the word as listed and of its base form ("systemet": also "system"), the
+    most common; without a ``commonness``, the word's own first sense."""
+    options = list(table.get(word, []))
+    if options and commonness is None:
+        return options[0]
+    for ending in SWEDISH_ENDINGS:
+        stem = word[: -len(ending)]
+        if word.endswith(ending) and len(stem) >= 2:
+            base = next((b for b in (stem, stem + "a", stem + "e") if len(b) >= 3 and b in table), None)
+            if base:
+                options += table[base]
+                break
+    return _pick(options, commonness) if options else None
+
+
+def swedish_sense(word: str, commonness: Commonness | None = None) -> str | None:
+    """The English sense of a Swedish word: as listed, from its base form, or of the parts of a
+    compound ("fältverksamhet" = "fält" + "verksamhet")."""
+    table = senses()
+    sense = _base_sense(word, table, commonness)
+    if sense or len(word) < 7:
+        return sense
+    for cut in range(len(word) - 3, 2, -1):
+        head, tail = word[:cut], word[cut:]
+        first = next((_pick(table[h], commonness) for h in (head, head + "a", head[:-1] if head.endswith("s") else "")
+                      if h in table), None)
+        rest = _base_sense(tail, table, commonness)
+        if first and rest:
+            return f"{first} {rest}"
+    return None
+
+
+def english_gloss(quote: str, commonness: Commonness | None = None) -> str:
+    """A word-by-word English rendering of a Swedish span."""
+    render = _render_table()
+    out = []
+    for token in TOKEN.findall(quote):
+        low = token.lower()
+        if token.startswith("*") or token[0].isdigit() or not token[0].isalpha() or (len(token) > 1 and token.isupper()):
+            out.append(token)  # titles, figures, punctuation, codes and acronyms (SEK, IOM) as they stand
+            continue
+        word = render.get(low) or swedish_sense(low, commonness) or token
+        out.append(word[0].upper() + word[1:] if token[0].isupper() else word)
+    text = " ".join(out)
+    return re.sub(r"\s+([,.;:!?)])", r"\1", re.sub(r"([(])\s+", r"\1", text))
