@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     """Mount the browser UI at ``/``; ``false`` serves the API only."""
     ui_auth: str = ""
     """``user:password`` pairs, comma-separated: the browser UI's login. Required to serve the UI off loopback."""
+    ui_admins: str = ""
+    """Comma-separated user names of ``ASSISTANT_UI_AUTH`` accounts that may add and remove documents
+    in the UI (its "Manage documents" tab). Needs ``ASSISTANT_ADMIN_KEY`` set, like the API's admin endpoints."""
     ui_session_hours: float = 12.0
     """How long a UI login lasts."""
     ui_queue_size: int = 16
