@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     """Peers whose ``X-Forwarded-For``/``-Proto`` uvicorn believes (a reverse proxy on this machine);
     the client address behind them keys the per-address limits. Empty: believe no one."""
 
+    replay_cache_entries: int = 100_000
+    """Signed Teams requests (webhook and bot) remembered to refuse replays (409); the oldest go first."""
+
     max_upload_bytes: int = 20 * 1024 * 1024
     """Largest document accepted by ``POST /v1/documents`` (413 above it)."""
 
