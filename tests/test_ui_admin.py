@@ -191,3 +191,14 @@ def test_admin_view_is_off_without_the_admin_key_and_needs_known_accounts(env, f
         check_bind("127.0.0.1", admin_settings(fixture_settings, ui_admins="amnia"))
     with pytest.raises(ValueError, match="ASSISTANT_UI_ADMINS"):
         build_app(admin_settings(fixture_settings, ui_admins="nobody"), service=env["service"])
+
+
+def test_without_the_ui_the_admin_path_keeps_the_small_body_limit(env):
+    """The upload cap applies to /ui-admin/documents only where the UI (and its gate) is mounted."""
+    from fastapi.testclient import TestClient
+
+    from assistant.api import create_app
+
+    with TestClient(create_app(env["service"], env["settings"])) as c:
+        r = c.post("/ui-admin/documents", files={"file": ("big.pdf", b"%PDF-" + b"0" * (512 * 1024))})
+        assert_json_error(r, 413, "payload_too_large")

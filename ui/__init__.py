@@ -45,6 +45,8 @@ def mount_ui(app: FastAPI, service: Any, settings: Any, path: str = "/") -> Fast
                           admin_enabled=bool(admin_key is not None and admin_key.get_secret_value()))
     app.state.ui_sessions = sessions
     app.include_router(admin.router)  # before Gradio's mount at "/", which would match every path
+    # the admin view's upload gets the upload cap (the gate admits only administrators to it)
+    app.state.upload_paths = set(getattr(app.state, "upload_paths", ())) | {admin.UPLOAD_PATH}
     demo = _build(service, settings, pool=getattr(app.state, "question_pool", None), sessions=sessions)
     demo.queue(default_concurrency_limit=2, max_size=int(getattr(settings, "ui_queue_size", 16) or 16))
     gr.mount_gradio_app(
