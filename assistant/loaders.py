@@ -6,7 +6,9 @@ One entry point, :func:`load_text`, dispatching on the file's suffix:
 - ``.pdf`` (pypdf): each page's text is followed by a marker line
   ``-----------------------Page {n} End-----------------------`` (the same convention as the seed
   text files), so the chunker derives real page numbers from it. Pages without text still get
-  their marker, so numbering stays true.
+  their marker, so numbering stays true. pypdf's plain text puts each table cell on its own line;
+  :func:`align_table_rows` puts a table's cells back on one tab-separated line per row (the format
+  of the seed texts' tables), using pypdf's layout mode to see which cells share a row.
 - ``.docx`` (python-docx): paragraphs and headings each on their own line, tables as
   tab-separated rows, in document order.
 - ``.html`` / ``.htm`` (beautifulsoup4, ``html.parser``): ``script``/``style``/``nav`` dropped;
@@ -172,9 +174,114 @@ def _read_pdf(path: Path, data: bytes) -> str:
             page_text = page.extract_text() or ""
         except Exception as exc:
             raise LoadError(path, f"corrupt PDF: page {n} cannot be read ({type(exc).__name__}: {exc})") from None
+        if page_text.count("\n") >= 3:  # a table needs rows
+            try:
+                layout = page.extract_text(extraction_mode="layout") or ""
+            except Exception:  # the layout is only a hint: keep the plain text
+                layout = ""
+            page_text = align_table_rows(page_text, layout)
         page_text = page_text.replace("\x00", "").strip("\n")
         parts.append(f"{page_text}\n{page_marker(n)}\n" if page_text.strip() else f"{page_marker(n)}\n")
     return "\n".join(parts)
+
+
+# Cells of a layout-mode line: runs of words with single spaces; two or more spaces end a cell.
+_LAYOUT_CELL = re.compile(r"\S+(?: \S+)*")
+MAX_WORDS_PER_CELL = 4
+"""A block whose cells have more words than this (median) is text set in columns, not a table."""
+
+
+def _layout_rows(layout: str) -> list[list[tuple[int, int, str]]]:
+    """Candidate table blocks of a layout-mode page: runs of lines with two or more cells whose
+    columns line up (a cell starts or ends where a cell of another row does)."""
+    blocks: list[list[list[tuple[int, int, str]]]] = []
+    current: list[list[tuple[int, int, str]]] = []
+    blank_run = 0
+    for line in layout.split("\n"):
+        cells = [(m.start(), m.end(), m.group()) for m in _LAYOUT_CELL.finditer(line)]
+        if len(cells) >= 2:
+            current.append(cells)
+            blank_run = 0
+            continue
+        if not cells and current and blank_run == 0:
+            blank_run = 1  # one blank line between rows (rows set far apart) does not end a table
+            continue
+        if current:
+            blocks.append(current)
+        current, blank_run = [], 0
+    if current:
+        blocks.append(current)
+
+    def edges(row: list[tuple[int, int, str]]) -> set[int]:
+        return {c[0] for c in row} | {-c[1] for c in row}  # starts, and (negated) ends
+
+    def aligned(row: list[tuple[int, int, str]], others: list[list[tuple[int, int, str]]]) -> bool:
+        theirs = set().union(*(edges(o) for o in others)) if others else set()
+        near = {e + d for e in theirs for d in (-1, 0, 1)}
+        return sum(1 for c in row if c[0] in near or -c[1] in near) >= 2
+
+    out = []
+    for block in blocks:
+        if len(block) < 2:
+            continue
+        if not all(aligned(row, [o for o in block if o is not row]) for row in block):
+            continue
+        words = sorted(len(c[2].split()) for row in block for c in row)
+        if words[len(words) // 2] > MAX_WORDS_PER_CELL:
+            continue
+        out.append(block)
+    return out
+
+
+def _columns(block: list[list[tuple[int, int, str]]]) -> list[list[str]]:
+    """The block's rows with a cell per column, empty where a row has none: columns are the unions
+    of overlapping cell spans (left-, right- or centre-aligned cells of a column overlap). Where that
+    does not give one cell per column, the rows' cells as they are."""
+    spans: list[list[int]] = []
+    for start, end in sorted((c[0], c[1]) for row in block for c in row):
+        if spans and start <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([start, end])
+    plain_rows = [[c[2] for c in row] for row in block]
+    if len(spans) < max(len(row) for row in block):
+        return plain_rows
+    rows = []
+    for row in block:
+        out = [""] * len(spans)
+        for start, end, text in row:
+            col = next(i for i, (a, b) in enumerate(spans) if a <= start and end <= b)
+            if out[col]:
+                return plain_rows
+            out[col] = text
+        rows.append(out)
+    return rows
+
+
+def align_table_rows(plain: str, layout: str) -> str:
+    """``plain`` with each table's cells joined into tab-separated rows.
+
+    pypdf's plain text gives a table cell by cell, one per line. Its layout mode keeps each row on
+    one line, cells apart by two or more spaces, but spaces out everything else too. So the plain
+    text is kept, and a run of its lines is replaced only where it is exactly the cells of a table
+    found in the layout (same cells, same order); where the two disagree, the plain text stays as it is.
+    """
+    if not layout.strip():
+        return plain
+    lines = plain.split("\n")
+    norm = [" ".join(line.split()) for line in lines]
+    for block in _layout_rows(layout):
+        rows = [[c[2] for c in row] for row in block]
+        cells = [" ".join(c.split()) for row in rows for c in row]
+        joined = [" ".join(row) for row in rows]
+        for seq, width in ((cells, len(cells)), (joined, len(joined))):
+            at = next((i for i in range(len(norm) - width + 1) if norm[i:i + width] == seq), None)
+            if at is not None:
+                tab_rows = ["\t".join(row) for row in _columns(block)]
+                lines[at:at + width] = tab_rows
+                norm[at:at + width] = [None] * len(tab_rows)  # type: ignore[list-item]  (never matched again)
+                break
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------- docx

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     """Peers whose ``X-Forwarded-For``/``-Proto`` uvicorn believes (a reverse proxy on this machine);
     the client address behind them keys the per-address limits. Empty: believe no one."""
 
+    replay_cache_entries: int = 100_000
+    """Signed Teams requests (webhook and bot) remembered to refuse replays (409); the oldest go first."""
+
     max_upload_bytes: int = 20 * 1024 * 1024
     """Largest document accepted by ``POST /v1/documents`` (413 above it)."""
 
@@ -94,6 +97,9 @@ class Settings(BaseSettings):
     """Mount the browser UI at ``/``; ``false`` serves the API only."""
     ui_auth: str = ""
     """``user:password`` pairs, comma-separated: the browser UI's login. Required to serve the UI off loopback."""
+    ui_admins: str = ""
+    """Comma-separated user names of ``ASSISTANT_UI_AUTH`` accounts that may add and remove documents
+    in the UI (its "Manage documents" tab). Needs ``ASSISTANT_ADMIN_KEY`` set, like the API's admin endpoints."""
     ui_session_hours: float = 12.0
     """How long a UI login lasts."""
     ui_queue_size: int = 16

@@ -106,10 +106,19 @@ def ui_routes(app) -> list[tuple[str, str]]:
     from starlette.routing import Mount
 
     (mount,) = [r for r in app.routes if isinstance(r, Mount) and hasattr(r.app, "get_blocks")]
+    return flat_routes(mount.app.routes)
+
+
+def flat_routes(routes, skip_mounts: bool = False) -> list[tuple[str, str]]:
+    """(method, path) of ``routes``, included routers flattened (optionally not descending into mounts)."""
+    from starlette.routing import Mount
+
     out: list[tuple[str, str]] = []
 
     def walk(routes) -> None:
         for r in routes:
+            if skip_mounts and isinstance(r, Mount):
+                continue
             if hasattr(r, "path") and hasattr(r, "methods"):
                 out.extend((m, r.path) for m in sorted(r.methods or {"GET"}))
             elif hasattr(r, "effective_candidates"):
@@ -118,7 +127,7 @@ def ui_routes(app) -> list[tuple[str, str]]:
             elif hasattr(r, "routes"):
                 walk(r.routes)
 
-    walk(mount.app.routes)
+    walk(routes)
     return sorted(set(out))
 
 
@@ -226,6 +235,23 @@ def test_gradio_routes_have_the_body_limit_and_no_uploads(live):
         r = http.post("/gradio_api/call/respond", content=big, headers={"Content-Type": "application/json"})
         assert_json_error(r, 413, "payload_too_large")
         assert time.perf_counter() - t0 < 30
+
+
+def test_ui_admin_routes_need_an_admin_session(live):
+    """The "Manage documents" tab's routes (ui.admin) sit outside Gradio's mount: each one needs the
+    login, and here (no ASSISTANT_UI_ADMINS) is off for a signed-in user, before the body is read."""
+    admin_routes = [(m, p) for m, p in flat_routes(live.app.routes, skip_mounts=True) if p.startswith("/ui-admin")]
+    assert ("POST", "/ui-admin/documents") in admin_routes and len(admin_routes) >= 5, admin_routes
+    with live.client() as http:
+        for method, path in admin_routes:
+            assert_json_error(http.request(method, _concrete(path)), 401, "unauthorized")
+        login(http)
+        for method, path in admin_routes:
+            assert_json_error(http.request(method, _concrete(path)), 403, "admin_disabled")
+        t0 = time.perf_counter()
+        r = http.post("/ui-admin/documents", files={"file": ("f.pdf", b"%PDF-" + b"\0" * (5 * 1024 * 1024))})
+        assert_json_error(r, 403, "admin_disabled")
+        assert time.perf_counter() - t0 < 10
 
 
 def test_the_chat_is_rebuilt_on_the_server_not_echoed_from_the_client(live):

@@ -161,6 +161,79 @@ def test_pdf_page_markers_give_real_page_numbers(tmp_path):
     assert text.rstrip("\n").endswith(page_marker(3))
 
 
+def _platypus_pdf(path: Path, story_of) -> Path:
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import SimpleDocTemplate
+
+    SimpleDocTemplate(str(path), pagesize=A4).build(story_of(getSampleStyleSheet()))
+    return path
+
+
+def test_pdf_tables_come_out_as_tab_separated_rows(tmp_path):
+    """pypdf's plain text puts every cell on its own line; the loader puts each row back on one line,
+    cells tab-separated, like the seed texts' tables, so the chunker sees a table with its header."""
+    import sys
+
+    from assistant.chunking import chunk_document
+    from assistant.records import DocumentInfo
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _pdf import zembla_pdf
+
+    path = tmp_path / "zembla.pdf"
+    path.write_bytes(zembla_pdf())
+    page3 = pages_of(load_text(path))[3]
+    assert "Facility\tYear\tAmount (USD)" in page3
+    assert "Coastal Displacement Tracking Facility\t2031\t4,321,987" in page3
+    assert "Total Zembla\t2031\t5,440,237" in page3
+    assert "The table below lists the Zemblan contributions to IOM by facility." in page3  # prose untouched
+    doc = DocumentInfo(id="zembla", file="zembla.pdf", title="Zembla")
+    rows = [n for n in chunk_document(doc, load_text(path)) if "4,321,987" in n.text]
+    assert rows and rows[0].metadata["table_header"] == "Facility\tYear\tAmount (USD)", [r.metadata for r in rows]
+    assert rows[0].metadata["page"] == 3
+
+
+def test_pdf_tables_with_right_aligned_figures_and_blank_cells(tmp_path):
+    from reportlab.platypus import Paragraph, Table, TableStyle
+
+    def story(styles):
+        table = Table([["Donor", "2019", "2020", "Total"],
+                       ["Norway", "12,500", "", "12,500"],
+                       ["Sweden", "7", "1,234,567", "1,234,574"],
+                       ["Denmark", "450", "98", "548"]])
+        table.setStyle(TableStyle([("ALIGN", (1, 0), (-1, -1), "RIGHT")]))
+        return [Paragraph("Contributions by donor", styles["Heading2"]), table,
+                Paragraph("Figures in USD thousands.", styles["BodyText"])]
+
+    text = load_text(_platypus_pdf(tmp_path / "donors.pdf", story))
+    assert "Donor\t2019\t2020\tTotal" in text
+    assert "Norway\t12,500\t\t12,500" in text  # the blank 2020 cell keeps its column
+    assert "Sweden\t7\t1,234,567\t1,234,574" in text
+    assert "Denmark\t450\t98\t548" in text
+    assert "Contributions by donor\n" in text and "Figures in USD thousands." in text
+
+
+def test_pdf_text_in_columns_is_not_taken_for_a_table(tmp_path):
+    """Two columns of prose line up like a table in pypdf's layout mode; their text stays as it is."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import BaseDocTemplate, Frame, PageTemplate, Paragraph
+
+    styles = getSampleStyleSheet()
+    w, h = A4
+    frames = [Frame(40, 40, w / 2 - 50, h - 80, id="left"), Frame(w / 2 + 10, 40, w / 2 - 50, h - 80, id="right")]
+    path = tmp_path / "columns.pdf"
+    doc = BaseDocTemplate(str(path), pagesize=A4, pageTemplates=[PageTemplate(frames=frames)])
+    prose = ("The partnership supports the return and reintegration of migrants and strengthens the "
+             "capacity of national authorities to manage borders in line with international standards. ")
+    doc.build([Paragraph(prose * 6, styles["BodyText"]) for _ in range(4)])
+    text = load_text(path)
+    assert "\t" not in text
+    plain = __import__("pypdf").PdfReader(str(path)).pages[0].extract_text()
+    assert pages_of(text)[1].strip() == "\n".join(line.rstrip() for line in plain.split("\n")).strip()
+
+
 def test_pdf_without_text_rejected(tmp_path):
     path = make_pdf(tmp_path / "scan.pdf", [[], []])
     expect_error(path, "no extractable text")

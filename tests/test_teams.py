@@ -6,6 +6,9 @@ import base64
 import hashlib
 import hmac
 import json
+import re
+import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -15,8 +18,9 @@ from pydantic import SecretStr
 from assistant.api import create_app
 from assistant.api.teams import question_from_text, sign
 
-# The sample in the README: a reader replays it with curl against a server started with
-# ASSISTANT_TEAMS_SECRET=SAMPLE_SECRET.
+# A signed sample (the signature is fixed: it checks the HMAC recipe). Its 2025 timestamp is stale
+# now, so the server refuses it; the README's curl recipe writes the same activity with a fresh id
+# and timestamp, and signs it.
 SAMPLE_SECRET = "aW9tLWFzc2lzdGFudC1leGFtcGxlLXNlY3JldC0wMDA="
 SAMPLE_BODY = (
     '{"type":"message","id":"1485983408511","timestamp":"2025-01-15T10:00:00.000Z",'
@@ -49,6 +53,19 @@ def catalog_ids(fixture_service):
     return {d.id for d in fixture_service.documents()}
 
 
+def fresh(body: str = SAMPLE_BODY, **fields) -> bytes:
+    """``body`` with a new id and the current time (a real Teams activity is never sent twice)."""
+    activity = json.loads(body)
+    activity.update({"id": uuid.uuid4().hex, "timestamp": _now_iso(), **fields})
+    return json.dumps(activity).encode()
+
+
+def _now_iso(offset_s: float = 0.0) -> str:
+    from datetime import datetime, timedelta, timezone
+
+    return (datetime.now(timezone.utc) + timedelta(seconds=offset_s)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def post(client, body: bytes, signature: str | None):
     headers = {"Content-Type": "application/json"}
     if signature is not None:
@@ -63,13 +80,33 @@ def test_signature_is_hmac_sha256_of_the_raw_body_with_the_decoded_secret():
     assert sign(SAMPLE_BODY.encode(), SAMPLE_SECRET) == expected == SAMPLE_SIGNATURE
 
 
-def test_docs_carry_the_replayable_sample():
+def test_the_readme_curl_recipe_is_accepted_once(client):
+    """The README's shell lines (printf with a fresh id and time, openssl's HMAC) make a body this
+    server accepts; the same body again is a replay (409)."""
     text = DOCS.read_text(encoding="utf-8")
-    assert SAMPLE_SECRET in text and SAMPLE_SIGNATURE in text and SAMPLE_BODY in text
+    assert f"SECRET='{SAMPLE_SECRET}'" in text
+    template = re.search(r"printf '(\{\"type\":\"message\".*?\})' \"\$ID\" \"\$NOW\"", text).group(1)
+    raw = (template % (uuid.uuid4().hex, _now_iso())).encode()
+    assert json.loads(raw)["text"] == json.loads(SAMPLE_BODY)["text"]
+    openssl = subprocess.run(
+        ["openssl", "dgst", "-sha256", "-binary", "-mac", "HMAC", "-macopt",
+         "hexkey:" + base64.b64decode(SAMPLE_SECRET).hex()], input=raw, capture_output=True)
+    if openssl.returncode == 0:
+        assert base64.b64encode(openssl.stdout).decode() == sign(raw, SAMPLE_SECRET)
+    first = post(client, raw, f"HMAC {sign(raw, SAMPLE_SECRET)}")
+    assert first.status_code == 200 and "**Sources**" in first.json()["text"], first.text
+    again = post(client, raw, f"HMAC {sign(raw, SAMPLE_SECRET)}")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "replayed"
+
+
+def test_the_fixed_sample_is_stale_now(client):
+    r = post(client, SAMPLE_BODY.encode(), f"HMAC {SAMPLE_SIGNATURE}")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "stale_activity", r.text
 
 
 def test_correctly_signed_request_gets_an_answer_with_sources(client, catalog_ids):
-    r = post(client, SAMPLE_BODY.encode(), f"HMAC {SAMPLE_SIGNATURE}")
+    body = fresh()
+    r = post(client, body, f"HMAC {sign(body, SAMPLE_SECRET)}")
     assert r.status_code == 200, r.text
     reply = r.json()
     assert set(reply) == {"type", "text"} and reply["type"] == "message"

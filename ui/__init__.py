@@ -14,6 +14,8 @@ from ui.formatting import parse_auth
 
 __all__ = ["mount_ui", "build_blocks", "parse_auth"]
 
+# The "Manage documents" tab (ui.admin) is shown to UI accounts named in ASSISTANT_UI_ADMINS.
+
 
 def build_blocks(service: Any, settings: Any):
     from ui.layout import build_blocks as _build
@@ -33,8 +35,19 @@ def mount_ui(app: FastAPI, service: Any, settings: Any, path: str = "/") -> Fast
     from ui.gate import UIGate
     from ui.layout import CSS, HEAD, THEME, build_blocks as _build
 
+    from ui import admin
+    from ui.formatting import parse_admins
+    from ui.gate import UISessions
+
     accounts = parse_auth(getattr(settings, "ui_auth", ""))
-    demo = _build(service, settings, pool=getattr(app.state, "question_pool", None))
+    admin_key = getattr(settings, "admin_key", None)
+    sessions = UISessions(accounts, parse_admins(getattr(settings, "ui_admins", ""), accounts),
+                          admin_enabled=bool(admin_key is not None and admin_key.get_secret_value()))
+    app.state.ui_sessions = sessions
+    app.include_router(admin.router)  # before Gradio's mount at "/", which would match every path
+    # the admin view's upload gets the upload cap (the gate admits only administrators to it)
+    app.state.upload_paths = set(getattr(app.state, "upload_paths", ())) | {admin.UPLOAD_PATH}
+    demo = _build(service, settings, pool=getattr(app.state, "question_pool", None), sessions=sessions)
     demo.queue(default_concurrency_limit=2, max_size=int(getattr(settings, "ui_queue_size", 16) or 16))
     gr.mount_gradio_app(
         app,
@@ -55,7 +68,7 @@ def mount_ui(app: FastAPI, service: Any, settings: Any, path: str = "/") -> Fast
     _own_api_paths(app)
     app.add_middleware(
         UIGate,
-        accounts=accounts,
+        sessions=sessions,
         rate_limit_per_minute=int(getattr(settings, "rate_limit_per_minute", 120)),
         session_hours=float(getattr(settings, "ui_session_hours", 12.0)),
     )

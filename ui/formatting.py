@@ -345,3 +345,16 @@ def parse_auth(spec: str | None) -> list[tuple[str, str]]:
             )
         pairs.append((user.strip(), password))
     return pairs
+
+
+def parse_admins(spec: str | None, accounts: list[tuple[str, str]]) -> set[str]:
+    """``ASSISTANT_UI_ADMINS`` (comma-separated user names) as a set; each must be an account of
+    ``ASSISTANT_UI_AUTH``, else ``ValueError`` naming the setting (a typo must not pass silently)."""
+    names = {n.strip() for n in (spec or "").split(",") if n.strip()}
+    unknown = sorted(names - {u for u, _ in accounts})
+    if unknown:
+        raise ValueError(
+            "ASSISTANT_UI_ADMINS names user(s) that are not accounts of ASSISTANT_UI_AUTH: "
+            + ", ".join(repr(n[:20]) for n in unknown)
+        )
+    return names

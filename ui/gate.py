@@ -14,7 +14,12 @@ front of the whole mount and decides for every path that the API does not own.
   on another origin, ``localhost`` ones included, cannot drive the UI with the user's cookie.
 - Every UI request but the login page and the page's static files counts against the per-user
   (or per-address) rate limit; failed logins have a stricter bucket of their own.
-- Upload and other routes the page never uses are answered 404.
+- Upload and other routes the page never uses are answered 404 (Gradio's upload route included:
+  the admin view's uploads do not go through Gradio, see below).
+- ``/ui-admin/...`` (the "Manage documents" tab's calls, :mod:`ui.admin`) needs a session of an
+  account named in ``ASSISTANT_UI_ADMINS`` (and ``ASSISTANT_ADMIN_KEY`` set, as for the API's admin
+  endpoints): others get 403 before any body is read. Its writes also need the session's CSRF token
+  in ``X-Assistant-CSRF``.
 """
 
 from __future__ import annotations
@@ -105,6 +110,59 @@ def check_session(value: str | None, key: bytes, users: set[str], now: float | N
     return user if user in users else None
 
 
+CSRF_HEADER = "x-assistant-csrf"
+ADMIN_PREFIX = "/ui-admin"
+
+
+class UISessions:
+    """The UI's accounts and roles: who a session cookie names, whether that user is an admin, and the
+    session's CSRF token. Shared by the gate, the admin routes (``ui.admin``) and the page's handlers."""
+
+    def __init__(self, accounts: list[tuple[str, str]], admins: set[str] | None = None,
+                 admin_enabled: bool = False):
+        self.accounts = list(accounts)
+        self.users = {u for u, _ in self.accounts}
+        self.key = session_key(self.accounts) if self.accounts else b""
+        self.admins = set(admins or ()) & self.users
+        self.admin_enabled = bool(admin_enabled)
+        """``ASSISTANT_ADMIN_KEY`` is set: without it admin actions are off on every way in."""
+
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.accounts)
+
+    def user(self, cookie_value: str | None) -> str | None:
+        return check_session(cookie_value, self.key, self.users) if self.accounts else None
+
+    def user_of(self, headers: dict[str, str]) -> str | None:
+        return self.user(_cookie(headers, COOKIE))
+
+    def is_admin(self, user: str | None) -> bool:
+        return bool(user) and self.admin_enabled and user in self.admins
+
+    def csrf_token(self, cookie_value: str) -> str:
+        return _b64(hmac.new(self.key, b"csrf\0" + cookie_value.encode(), hashlib.sha256).digest())
+
+    def csrf_ok(self, cookie_value: str | None, token: str | None) -> bool:
+        if not cookie_value or not token:
+            return False
+        return hmac.compare_digest(self.csrf_token(cookie_value).encode(), token.strip().encode())
+
+    def admin_refusal(self, headers: dict[str, str], method: str) -> tuple[int, str, str] | None:
+        """Why a request to an admin route is refused (status, code, message), or None to let it through."""
+        user = self.user_of(headers)
+        if self.auth_required and user is None:
+            return 401, "unauthorized", "Sign in to the UI first (at /login)."
+        if not self.admin_enabled or not self.admins:
+            return 403, "admin_disabled", ("Managing documents in the UI is off: set ASSISTANT_ADMIN_KEY, "
+                                           "ASSISTANT_UI_AUTH and ASSISTANT_UI_ADMINS.")
+        if not self.is_admin(user):
+            return 403, "admin_required", "Only UI administrators (ASSISTANT_UI_ADMINS) may manage documents."
+        if method not in _SAFE_METHODS and not self.csrf_ok(_cookie(headers, COOKIE), headers.get(CSRF_HEADER)):
+            return 403, "bad_csrf_token", "Missing or wrong X-Assistant-CSRF token; reload the page."
+        return None
+
+
 def _check_password(user: str, password: str, accounts: list[tuple[str, str]]) -> bool:
     # Compare against every account so the time does not tell which user exists.
     ok = False
@@ -173,14 +231,16 @@ class UIGate:
     def __init__(
         self,
         app: Any,
-        accounts: list[tuple[str, str]],
+        accounts: list[tuple[str, str]] | None = None,
         rate_limit_per_minute: int = 120,
         session_hours: float = 12.0,
+        sessions: UISessions | None = None,
     ):
         self.app = app
-        self.accounts = list(accounts)
-        self.users = {u for u, _ in self.accounts}
-        self.key = session_key(self.accounts) if self.accounts else b""
+        self.sessions = sessions or UISessions(list(accounts or []))
+        self.accounts = self.sessions.accounts
+        self.users = self.sessions.users
+        self.key = self.sessions.key
         self.session_hours = session_hours
         self.limiter = TokenBucket(rate_limit_per_minute)
         self.failed_logins = TokenBucket(FAILED_LOGINS_PER_MINUTE)
@@ -224,6 +284,11 @@ class UIGate:
         if path.startswith(BLOCKED_PREFIXES):
             await self._json(send, 404, "not_found", "Not found.")
             return
+        if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+            refusal = self.sessions.admin_refusal(headers, method)
+            if refusal is not None:  # before the body is read: a non-admin cannot send an upload-sized body
+                await self._json(send, *refusal)
+                return
         static = method in ("GET", "HEAD") and path.startswith(STATIC_PREFIXES)
         wait = 0.0 if static else self.limiter.take("ui-user:" + user if user else "ui-ip:" + client)
         if wait > 0:

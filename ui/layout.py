@@ -102,6 +102,12 @@ HEAD = """
 </script>
 """
 
+# The "Manage documents" tab's styles and script (it acts only where its panel is on the page).
+from ui.admin import CSS as _ADMIN_CSS, SCRIPT as _ADMIN_SCRIPT  # noqa: E402
+
+CSS += _ADMIN_CSS
+HEAD += _ADMIN_SCRIPT
+
 COPY_JS = """
 (text) => {
   if (text && navigator.clipboard && window.isSecureContext) {
@@ -112,7 +118,10 @@ COPY_JS = """
 """
 
 
-def build_blocks(service: Any, settings: Any, handlers: ChatHandlers | None = None, pool: Any = None) -> gr.Blocks:
+def build_blocks(service: Any, settings: Any, handlers: ChatHandlers | None = None, pool: Any = None,
+                 sessions: Any = None) -> gr.Blocks:
+    from ui import admin
+
     h = handlers or ChatHandlers(service, settings, pool=pool)
     top_k_default = int(getattr(settings, "top_k", 5) or 5)
 
@@ -181,6 +190,10 @@ def build_blocks(service: Any, settings: Any, handlers: ChatHandlers | None = No
                         sources = gr.HTML(fmt.sources_panel([]), elem_id="sources-box", padding=True)
             with gr.Tab("Documents", id="documents"):
                 docs_table = gr.HTML(h.documents_html(), elem_id="documents-table", padding=True)
+            # Administrators only (ASSISTANT_UI_ADMINS): hidden, and empty, until the page's load event
+            # finds an admin session. Its calls go to /ui-admin/..., which refuses everyone else (403).
+            with gr.Tab("Manage documents", id="admin", visible=False, elem_id="admin-tab") as admin_tab:
+                admin_panel = gr.HTML("", elem_id="admin-box", padding=True)
 
         # The chat is not an input: the handler rebuilds it from the server-side state (conv).
         ask_inputs = [question, conv, docs_filter, lang_filter, year_filter, top_k]
@@ -204,6 +217,13 @@ def build_blocks(service: Any, settings: Any, handlers: ChatHandlers | None = No
             )
 
         demo.load(refresh, None, [docs_table, docs_filter, lang_filter, year_filter])
+
+        def admin_view(request: gr.Request):
+            if admin.is_admin_request(sessions, request):
+                return gr.update(visible=True), admin.PANEL_HTML
+            return gr.update(visible=False), ""
+
+        demo.load(admin_view, None, [admin_tab, admin_panel])
     return demo
 
 

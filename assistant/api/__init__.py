@@ -59,6 +59,10 @@ def create_app(service: Any, settings: Settings, *, max_body_bytes: int | None =
     app.state.rate_limiter = TokenBucket(settings.rate_limit_per_minute)
     failed = int(getattr(settings, "failed_auth_per_minute", 30))
     app.state.failed_auth = TokenBucket(failed if settings.rate_limit_per_minute > 0 else 0)
+    from assistant.api.replay import MemoryReplayCache
+
+    # Signed Teams requests already seen (webhook and bot): a replay is 409. Per process; see replay.py.
+    app.state.replay_cache = MemoryReplayCache(int(getattr(settings, "replay_cache_entries", 100_000)))
     from assistant.api.workers import QuestionPool
 
     app.state.question_pool = QuestionPool(

@@ -48,6 +48,9 @@ router = APIRouter(tags=["teams"])
 MAX_ACTIVITY_BYTES = 256 * 1024
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 MAX_CARD_QUOTE = 600
+REPLAY_MIN_TTL_S = 600
+REPLAY_MAX_TTL_S = 26 * 3600
+"""An activity is remembered until its token expires (plus the clock skew), within these bounds."""
 
 
 # --- conversation history ------------------------------------------------------------------
@@ -339,8 +342,30 @@ class AssistantBot:
             log.warning("bot: request refused: %s", exc)
             raise ApiError(401, "unauthorized", "Missing or invalid Bot Connector token.",
                            headers={"WWW-Authenticate": 'Bearer realm="bot"'}) from None
+        self._refuse_replay(request, body, activity, claims)
         request.state.claims_identity = ClaimsIdentity(claims, authentication_type="Bearer", security_token=token)
         return await self.adapter.process(request, self.app)
+
+    @staticmethod
+    def _refuse_replay(request: Request, body: bytes, activity: dict[str, Any], claims: dict[str, Any]) -> None:
+        """409 ``replayed`` for an activity (same id in the same conversation, or the same body) that came
+        before while its token could still be used: a token is valid for many requests until it expires."""
+        import hashlib
+
+        from assistant.api.bot_auth import CLOCK_SKEW_S
+        from assistant.api.replay import body_key, refuse_replay
+
+        keys = [body_key("bot", body)]
+        conversation = activity.get("conversation")
+        conversation_id = conversation.get("id") if isinstance(conversation, dict) else None
+        activity_id = activity.get("id")
+        if isinstance(activity_id, str) and activity_id:
+            ident = f"{activity.get('channelId')}\0{conversation_id}\0{activity_id}"
+            keys.append("bot:id:" + hashlib.sha256(ident.encode()).hexdigest())
+        exp = claims.get("exp")
+        token_left = float(exp) - time.time() if isinstance(exp, (int, float)) else 0.0
+        ttl = max(REPLAY_MIN_TTL_S, min(token_left + CLOCK_SKEW_S, REPLAY_MAX_TTL_S))
+        refuse_replay(getattr(request.app.state, "replay_cache", None), keys, ttl, "bot activity")
 
     async def drain(self, timeout: float = 30) -> None:
         """Wait for proactive replies still being delivered (tests and shutdown)."""
@@ -388,7 +413,7 @@ def get_bot(request: Request) -> AssistantBot:
     "Configure ASSISTANT_BOT_APP_ID, ASSISTANT_BOT_APP_SECRET and ASSISTANT_BOT_TENANT_ID. "
     "Replies go to the activity's `serviceUrl`.",
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}},
-    responses={200: {"description": "Invoke response"}, **error_responses(400, 401, 413, 503)},
+    responses={200: {"description": "Invoke response"}, **error_responses(400, 401, 409, 413, 503)},
 )
 async def messages(request: Request) -> Any:
     response = await get_bot(request).handle(request)

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 log = logging.getLogger("assistant.api")
 
 # Paths the API owns, always, even with the UI mounted at "/": these never reach Gradio.
-API_PATHS = ("/v1", "/teams", "/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json")
+API_PATHS = ("/v1", "/teams", "/api/messages", "/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json")
 API_PREFIXES = API_PATHS  # (old name)
 
 # Methods counted under their own name in the metrics; anything else is "other", so an

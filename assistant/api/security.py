@@ -48,10 +48,14 @@ def check_bind(host: str, settings: Settings) -> None:
     raises ``ValueError`` otherwise, and for a malformed ``ASSISTANT_UI_AUTH``. Logs a warning
     for what is open on loopback.
     """
-    from ui.formatting import parse_auth  # raises ValueError naming ASSISTANT_UI_AUTH
+    from ui.formatting import parse_admins, parse_auth  # raise ValueError naming ASSISTANT_UI_AUTH / _ADMINS
 
     ui_on = bool(getattr(settings, "ui_enabled", True))
     ui_accounts = parse_auth(getattr(settings, "ui_auth", "")) if ui_on else []
+    ui_admins = parse_admins(getattr(settings, "ui_admins", ""), ui_accounts) if ui_on else set()
+    if ui_admins and not (settings.admin_key is not None and settings.admin_key.get_secret_value()):
+        log.warning("ASSISTANT_UI_ADMINS is set but ASSISTANT_ADMIN_KEY is not: managing documents is off "
+                    "in the UI as in the API.")
     if not is_loopback(host):
         if not settings.api_key_set:
             raise ValueError(

@@ -3,6 +3,12 @@
 Teams signs each request: ``Authorization: HMAC <base64>`` where the value is
 Base64(HMAC-SHA256(key=Base64Decode(shared secret), message=raw body)). The bot must reply
 within 5 seconds with ``{"type": "message", "text": ...}`` (Markdown).
+
+A signature does not expire, so a signed request is also checked for freshness: an activity whose
+``timestamp`` is more than ``MAX_CLOCK_SKEW_S`` (5 minutes) from the server's clock is refused (400
+``stale_activity``), and one whose ``id`` or exact body came before within ``REPLAY_TTL_S`` is refused
+(409 ``replayed``, see :mod:`assistant.api.replay`). Rate limits are per conversation (or sender), so a
+flood in one conversation does not silence Teams for everyone.
 """
 
 from __future__ import annotations
@@ -33,6 +39,10 @@ router = APIRouter(tags=["teams"])
 
 # Teams gives up after 5 s; answer (or apologise) before that.
 TEAMS_TIMEOUT_S = 4.5
+MAX_CLOCK_SKEW_S = 300
+"""An activity's ``timestamp`` may be this far from the server's clock, either way."""
+REPLAY_TTL_S = 2 * MAX_CLOCK_SKEW_S + 60
+"""How long an activity id or body is remembered: past it, its timestamp is out of the window anyway."""
 
 HELP_TEXT = (
     "Ask me a question about the IOM partnership documents, for example: "
@@ -75,6 +85,35 @@ def question_from_text(text: str | None) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+def _refuse_stale_or_replayed(request: Request, body: bytes, activity: dict[str, Any]) -> None:
+    from assistant.api.replay import body_key, refuse_replay, timestamp_age_s
+
+    if "timestamp" in activity:  # Teams always sends one; a body without it is only deduplicated
+        try:
+            age = timestamp_age_s(activity["timestamp"])
+        except (ValueError, TypeError, OverflowError):
+            raise ApiError(400, "bad_request", "The activity's timestamp is not an ISO 8601 time with a zone.") from None
+        if abs(age) > MAX_CLOCK_SKEW_S:
+            raise ApiError(400, "stale_activity",
+                           f"The activity's timestamp is {abs(age):.0f} s {'old' if age > 0 else 'ahead'}; "
+                           f"at most {MAX_CLOCK_SKEW_S} s either way is accepted.")
+    keys = [body_key("teams", body)]
+    activity_id = activity.get("id")
+    if isinstance(activity_id, (str, int)) and str(activity_id):
+        keys.append("teams:id:" + hashlib.sha256(str(activity_id).encode()).hexdigest())
+    refuse_replay(getattr(request.app.state, "replay_cache", None), keys, REPLAY_TTL_S, "Teams activity")
+
+
+def _sender_key(activity: dict[str, Any]) -> str:
+    """The rate-limit bucket of a Teams request: its conversation, else its sender, else one shared bucket."""
+    for field, name in (("conversation", "conv"), ("from", "from")):
+        value = activity.get(field)
+        ident = value.get("id") if isinstance(value, dict) else None
+        if isinstance(ident, str) and ident:
+            return f"{name}:{hashlib.sha256(ident.encode()).hexdigest()[:24]}"
+    return "unknown"
+
+
 @router.post(
     "/teams/webhook",
     response_model=TeamsReply,
@@ -87,7 +126,7 @@ def question_from_text(text: str | None) -> str:
             "content": {"application/json": {"schema": TeamsActivity.model_json_schema()}},
         }
     },
-    responses=error_responses(400, 401, 413, 429, 503),
+    responses=error_responses(400, 401, 409, 413, 429, 503),
 )
 async def teams_webhook(request: Request) -> Any:
     settings = request.app.state.settings
@@ -103,12 +142,14 @@ async def teams_webhook(request: Request) -> Any:
     body = await request.body()
     if not verify(body, request.headers.get("authorization"), secret):
         raise ApiError(401, "bad_signature", "Missing or invalid HMAC signature.")
-    _limit(request, "teams")
 
     try:
         activity = TeamsActivity.model_validate(json.loads(body))
     except (ValueError, ValidationError, RecursionError):  # deeply nested JSON is bad input too
         raise ApiError(400, "bad_request", "The body is not a Teams activity (JSON object with 'text').") from None
+    extra = activity.model_extra or {}
+    _refuse_stale_or_replayed(request, body, extra)
+    _limit(request, "teams:" + _sender_key(extra))
 
     service = deps.get_service(request)
     raw_text = activity.text if isinstance(activity.text, str) else ""

@@ -401,7 +401,9 @@ def get_jobs(request: Request) -> IndexJobs:
 
 
 class UploadAwareBodyLimit:
-    """The API's body limit, except ``POST /v1/documents``, which may be as large as the upload cap."""
+    """The API's body limit, except ``POST /v1/documents``, which may be as large as the upload cap; so may
+    the paths in ``app.state.upload_paths`` (the UI admin view adds its ``POST /ui-admin/documents``, which
+    the UI gate lets through only for an administrator, and only when the UI is mounted)."""
 
     def __init__(self, app: Any, max_bytes: int, upload_max_bytes: int):
         from assistant.api.metrics import BodyLimitMiddleware
@@ -411,10 +413,19 @@ class UploadAwareBodyLimit:
         self.upload = BodyLimitMiddleware(app, max_bytes=upload_max_bytes + 64 * 1024)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope.get("method") == "POST" and scope.get("path") == UPLOAD_PATH:
+        if scope["type"] == "http" and scope.get("method") == "POST" and self._is_upload(scope):
             await self.upload(scope, receive, send)
         else:
             await self.default(scope, receive, send)
+
+
+    @staticmethod
+    def _is_upload(scope: dict) -> bool:
+        path = scope.get("path")
+        if path == UPLOAD_PATH:
+            return True
+        app = scope.get("app")
+        return path in getattr(getattr(app, "state", None), "upload_paths", ())
 
 
 # --- routes --------------------------------------------------------------------------------
