@@ -27,7 +27,7 @@ from assistant.query import QueryPlan, part_plan
 from assistant.ranker import ANSWER_SPANS, Ranker
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
 from assistant.scopes import Scope
-from assistant.text import FIGURE, NUMBER, YEAR, format_number, is_reference
+from assistant.text import FIGURE, NUMBER, YEAR, figure_value, format_number, is_reference
 
 VALUE = re.compile(r"[(\-–]?\s*[\d][\d\s,.]*\)?\s*%?|[-–]")  # a cell that is a figure, not a label
 COMPARISON = re.compile(r"\b(compare\w*|agree\w*|differ\w*|versus|vs\.?|both|jämför\w*|skillnad\w*|överens)\b", re.I)
@@ -194,7 +194,31 @@ class ExtractiveAnswerer:
         lines = [self.claim_text(c, asks.get(id(c), plan), first=n == 1 or bool(plan.scopes) or id(c) in asks,
                                  period=period) + f" [{n}]"
                  for n, (c, period) in enumerate(zip(claims, periods), start=1)]
-        return claims, "\n\n".join(lines)
+        change = self.change(claims, periods, plan)
+        return claims, "\n\n".join(lines + ([change] if change else []))
+
+    def change(self, claims: list[Candidate], periods: list[int | None], plan: QueryPlan) -> str | None:
+        """For two years' figures of the same measure and unit, the comparison: "From 13,500 in 2019 [2] to 19,400
+        in 2020 [1]: up 5,900." Only the first two sides with a stated figure each."""
+        sides = []
+        for n, (c, year) in enumerate(zip(claims, periods), start=1):
+            figure = lead_figure(c.quote, plan) if year and not c.is_row else None
+            value = figure_value(figure) if figure else None
+            if value:
+                sides.append((year, value, format_number(figure) if figure[0].isdigit() else figure, n))
+        if len(sides) < 2 or sides[0][0] == sides[1][0] or sides[0][1][1] != sides[1][1][1]:
+            return None
+        a, b = (token_set(re.sub(r"\d", " ", claims[n - 1].quote), "en") for *_, n in sides[:2])
+        if len(a & b) < 0.5 * len(a | b):  # two figures of the same measure, not any two
+            return None
+        (y1, (v1, unit), f1, n1), (y2, (v2, _), f2, n2) = sorted(sides[:2])
+        if v1 == v2:
+            return f"Unchanged: {f1} in {y1} [{n1}] and {f2} in {y2} [{n2}]."
+        delta = abs(v2 - v1)
+        step = "percentage points" if unit == "%" else (unit + " " if unit else "")
+        amount = f"{delta:,.2f}".rstrip("0").rstrip(".")
+        said = f"{amount} {step}".strip() if unit == "%" else f"{step}{amount}"
+        return f"From {f1} in {y1} [{n1}] to {f2} in {y2} [{n2}]: {'up' if v2 > v1 else 'down'} {said}."
 
     def select_claims(self, cands: list[Candidate], plan: QueryPlan,
                       parts: list[list[Candidate]] = ()) -> list[Candidate]:

@@ -125,6 +125,29 @@ def sentences(text: str) -> list[str]:
     return [text[a:b] for a, b in sentence_spans(text)]
 
 
+_SCALE = {"million": 1e6, "miljoner": 1e6, "billion": 1e9, "miljarder": 1e9}
+
+
+def figure_value(figure: str) -> tuple[float, str] | None:
+    """A stated figure as (value, unit): "USD 2.1 billion" -> (2.1e9, "USD"), "74 per cent" -> (74, "%")."""
+    m = NUMBER.search(figure)
+    if not m:
+        return None
+    raw = m.group(0)
+    grouped = re.fullmatch(r"\d{1,3}(?:[ \u00a0\u202f,]\d{3})+(?:\.\d+)?", raw)
+    number = re.sub(r"[ \u00a0\u202f,]", "", raw) if grouped else raw.replace(",", ".")
+    try:
+        value = float(number)
+    except ValueError:
+        return None
+    low = figure.lower()
+    value *= next((k for w, k in _SCALE.items() if w in low), 1.0)
+    if re.search(r"%|per\s?cent|procent", low):
+        return value, "%"
+    currency = re.search(r"USD|SEK|DKK|CHF|EUR|US\$", figure)
+    return value, currency.group(0) if currency else ""
+
+
 def format_number(raw: str) -> str:
     """``3 508 772`` -> ``3,508,772``; ``(128 410)`` -> ``(128,410)``: brackets stay, as the source has them
     (a refund in one table, a plain credit in another). A year or a non-figure is returned as it is."""

@@ -154,3 +154,17 @@ def test_swedish_rendering_takes_the_corpus_sense(full_service):
     assert "strengthen" in text and "starch" not in text and "alcoholic" not in text
     title = "*Standing Committee on Programmes and Finance*"
     assert english_gloss(f"Ett underorgan, {title}, hanterar styrningen.", commonness).count(title) == 1
+
+
+def test_two_years_of_one_measure_get_the_change(full_service):
+    answer = full_service.ask("How many IOM staff completed the ethics and conduct e-learning course in 2019 and in 2020?")
+    assert "From 13,500 in 2019 [1] to 19,400 in 2020 [2]: up 5,900." in answer.answer
+
+
+def test_figure_values():
+    from assistant.text import figure_value
+
+    assert figure_value("USD 2.1 billion") == (2.1e9, "USD")
+    assert figure_value("74 per cent") == (74.0, "%")
+    assert figure_value("13,500") == (13500.0, "")
+    assert figure_value("3 508 772") == (3508772.0, "")
