@@ -16,7 +16,7 @@ from assistant.conversation import resolve
 from assistant.names import named_terms
 from assistant.lexical import STOPWORDS, gloss_english, gloss_swedish, looks_swedish, query_tokens, stem, words
 from assistant.records import DocumentInfo, Turn
-from assistant.text import YEAR
+from assistant.text import AMOUNT_WORDS, CURRENCY_CODES, YEAR
 
 NOT_YEAR = re.compile(rf"\b(?:not|excluding|except|other than|inte)\s+(?:in\s+)?{YEAR.pattern}", re.I)
 
@@ -28,7 +28,7 @@ NUMBER_QUESTION = re.compile(
 )
 HOW_MANY = re.compile(r"\b(?:how many|number of|hur många|antal(?:et)?)\s+(?:\w+\s+){0,2}?([a-zåäö]{3,})", re.I)
 HOW_MUCH = re.compile(r"\b(?:how much|what amount|hur mycket|vilket belopp)\b", re.I)
-MONEY = re.compile(r"(?:USD|SEK|DKK|CHF|EUR|US\$|\$)\s?\d|\d[\d ,.]*\s?(?:million|billion|miljoner|miljarder|kronor)", re.I)
+MONEY = re.compile(rf"(?:{CURRENCY_CODES}|US\$|\$)\s?\d|\d[\d ,.]*\s?(?:{AMOUNT_WORDS})", re.I)
 
 
 MOST = re.compile(r"\b(largest|biggest|highest|most|greatest|top|main|leading|största|högsta|mest|flest)\b", re.I)
