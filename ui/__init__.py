@@ -6,22 +6,26 @@ Mount it after the API routes are added; the paths the API owns never reach Grad
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
+from assistant.settings import Settings
 from ui.formatting import parse_auth
+
+if TYPE_CHECKING:
+    from assistant.service import AssistantService
 
 __all__ = ["mount_ui", "build_blocks", "parse_auth"]
 
 
-def build_blocks(service: Any, settings: Any):
+def build_blocks(service: AssistantService, settings: Settings):
     from ui.layout import build_blocks as _build
 
     return _build(service, settings)
 
 
-def mount_ui(app: FastAPI, service: Any, settings: Any, path: str = "/") -> FastAPI:
+def mount_ui(app: FastAPI, service: AssistantService, settings: Settings, path: str = "/") -> FastAPI:
     """Mount the chat UI on ``app`` at ``path``, behind :class:`ui.gate.UIGate`.
 
     With ``settings.ui_auth`` set, every UI route needs a login (see ``ui.gate``). The paths
@@ -33,9 +37,9 @@ def mount_ui(app: FastAPI, service: Any, settings: Any, path: str = "/") -> Fast
     from ui.gate import UIGate
     from ui.layout import CSS, HEAD, THEME, build_blocks as _build
 
-    accounts = parse_auth(getattr(settings, "ui_auth", ""))
-    demo = _build(service, settings, pool=getattr(app.state, "question_pool", None))
-    demo.queue(default_concurrency_limit=2, max_size=int(getattr(settings, "ui_queue_size", 16) or 16))
+    accounts = parse_auth(settings.ui_auth)
+    demo = _build(service, settings, pool=getattr(app.state, "question_pool", None))  # None: a bare app, no API
+    demo.queue(default_concurrency_limit=2, max_size=settings.ui_queue_size or 16)
     gr.mount_gradio_app(
         app,
         demo,
@@ -56,8 +60,8 @@ def mount_ui(app: FastAPI, service: Any, settings: Any, path: str = "/") -> Fast
     app.add_middleware(
         UIGate,
         accounts=accounts,
-        rate_limit_per_minute=int(getattr(settings, "rate_limit_per_minute", 120)),
-        session_hours=float(getattr(settings, "ui_session_hours", 12.0)),
+        rate_limit_per_minute=settings.rate_limit_per_minute,
+        session_hours=settings.ui_session_hours,
     )
     return app
 

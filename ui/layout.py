@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import gradio as gr
 
+from assistant.api.workers import QuestionPool
+from assistant.service import AssistantService
+from assistant.settings import Settings
 from ui import formatting as fmt
 from ui.handlers import EXAMPLE_QUESTIONS, ChatHandlers
 
@@ -112,14 +113,15 @@ COPY_JS = """
 """
 
 
-def build_blocks(service: Any, settings: Any, handlers: ChatHandlers | None = None, pool: Any = None) -> gr.Blocks:
+def build_blocks(service: AssistantService, settings: Settings, handlers: ChatHandlers | None = None,
+                 pool: QuestionPool | None = None) -> gr.Blocks:
     h = handlers or ChatHandlers(service, settings, pool=pool)
-    top_k_default = int(getattr(settings, "top_k", 5) or 5)
+    top_k_default = settings.top_k or 5
 
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         conv = gr.State([])
         with gr.Row(elem_id="app-head"):
-            sign_out = ' <a href="/logout" id="sign-out">Sign out</a>' if getattr(settings, "ui_auth", "") else ""
+            sign_out = ' <a href="/logout" id="sign-out">Sign out</a>' if settings.ui_auth else ""
             gr.HTML(
                 f"<h1>{TITLE}</h1><p>Answers only from the indexed documents, with the passage behind every claim. "
                 f"Runs offline.{sign_out}</p>"

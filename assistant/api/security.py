@@ -50,8 +50,8 @@ def check_bind(host: str, settings: Settings) -> None:
     """
     from ui.formatting import parse_auth  # raises ValueError naming ASSISTANT_UI_AUTH
 
-    ui_on = bool(getattr(settings, "ui_enabled", True))
-    ui_accounts = parse_auth(getattr(settings, "ui_auth", "")) if ui_on else []
+    ui_on = settings.ui_enabled
+    ui_accounts = parse_auth(settings.ui_auth) if ui_on else []
     if not is_loopback(host):
         if not settings.api_key_set:
             raise ValueError(
