@@ -49,18 +49,6 @@ def figure_pattern(question: str) -> re.Pattern | None:
     return MONEY if HOW_MUCH.search(question) else None
 
 
-# Phrases that point at a document kind or publisher, beyond each document's own aliases.
-DOC_HINTS = {
-    "swedish": ("language", "sv"),
-    "sweden's strategy": ("language", "sv"),
-    "svenska": ("language", "sv"),
-    "annual report": ("doc_type", "annual_report"),
-    "årsrapport": ("doc_type", "annual_report"),
-    "danish strategy": ("publisher", "Denmark"),
-    "denmark's strategy": ("publisher", "Denmark"),
-}
-
-
 @dataclass
 class QueryPlan:
     question: str
@@ -120,12 +108,9 @@ def correct_typos(ws: list[str], vocabulary: set[str], choices: list[str]) -> di
 
 
 def route_documents(question: str, documents: list[DocumentInfo]) -> list[str]:
-    """Document ids that the question names by alias, title, language or publisher."""
+    """Document ids that the question names by one of their catalog aliases."""
     q = question.lower()
-    named = [d.id for d in documents if any(a.lower() in q for a in d.aliases)]
-    for hint, (attr, value) in DOC_HINTS.items():
-        if hint in q:
-            named += [d.id for d in documents if value.lower() in str(getattr(d, attr)).lower()]
+    named = [d.id for d in documents if any(a.lower() in q for a in d.aliases)]  # the catalog's aliases
     if named and ("strategy" in q or "strategi" in q):
         named = [i for i in named if next(d for d in documents if d.id == i).doc_type == "strategy"] or named
     if named and ("report" in q or "rapport" in q):
