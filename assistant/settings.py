@@ -103,6 +103,15 @@ class Settings(BaseSettings):
     """UI questions that may wait in Gradio's queue; more are turned away."""
     ui_max_exchanges: int = 30
     """Questions kept in one UI conversation (older ones scroll away)."""
+    ui_title: str = "IOM documents assistant"
+    """The page's title and heading."""
+    ui_example_questions: list[str] = [
+        "What did Denmark give IOM unearmarked in 2022?",
+        "How does the Swedish strategy want Sweden to get Swedes into IOM positions?",
+        "How many times was the Migration Emergency Funding Mechanism activated in 2019, and how much did it pay out?",
+        "När inrättades FN:s migrationsnätverk enligt strategin, och vilken roll har IOM i nätverket?",
+    ]
+    """The example questions under the chat box (about this corpus; a JSON list in the environment)."""
 
     log_level: str = Field(default="INFO")
 

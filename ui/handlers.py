@@ -29,13 +29,6 @@ log = logging.getLogger(__name__)
 STREAM_DELAY_S = 0.03
 """Pause between streamed pieces of the answer, so it visibly streams in."""
 
-EXAMPLE_QUESTIONS = [
-    "What did Denmark give IOM unearmarked in 2022?",
-    "How does the Swedish strategy want Sweden to get Swedes into IOM positions?",
-    "How many times was the Migration Emergency Funding Mechanism activated in 2019, and how much did it pay out?",
-    "När inrättades FN:s migrationsnätverk enligt strategin, och vilken roll har IOM i nätverket?",
-]
-
 ANY = ""
 
 

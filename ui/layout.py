@@ -8,9 +8,8 @@ from assistant.api.workers import QuestionPool
 from assistant.service import AssistantService
 from assistant.settings import Settings
 from ui import formatting as fmt
-from ui.handlers import EXAMPLE_QUESTIONS, ChatHandlers
+from ui.handlers import ChatHandlers
 
-TITLE = "IOM documents assistant"
 
 # System fonts only: the page must not reach for Google Fonts (the machine is offline).
 THEME = gr.themes.Soft(
@@ -118,12 +117,12 @@ def build_blocks(service: AssistantService, settings: Settings, handlers: ChatHa
     h = handlers or ChatHandlers(service, settings, pool=pool)
     top_k_default = settings.top_k or 5
 
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    with gr.Blocks(title=settings.ui_title, analytics_enabled=False) as demo:
         conv = gr.State([])
         with gr.Row(elem_id="app-head"):
             sign_out = ' <a href="/logout" id="sign-out">Sign out</a>' if settings.ui_auth else ""
             gr.HTML(
-                f"<h1>{TITLE}</h1><p>Answers only from the indexed documents, with the passage behind every claim. "
+                f"<h1>{fmt.esc(settings.ui_title)}</h1><p>Answers only from the indexed documents, with the passage behind every claim. "
                 f"Runs offline.{sign_out}</p>"
             )
         with gr.Tabs():
@@ -151,7 +150,7 @@ def build_blocks(service: AssistantService, settings: Settings, handlers: ChatHa
                                 max_lines=4,
                             )
                             send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
-                        gr.Examples(examples=[[q] for q in EXAMPLE_QUESTIONS], inputs=[question], label="Example questions")
+                        gr.Examples(examples=[[q] for q in settings.ui_example_questions], inputs=[question], label="Example questions")
                         with gr.Row():
                             comment = gr.Textbox(
                                 label="Comment on an answer (optional)",
