@@ -62,7 +62,7 @@ def assemble(settings: Settings, ranker: Ranker | None = None) -> Parts:
     store = make_store(settings)
     check_compatible(store.manifest(), settings)
     embedder = make_embedder(settings, batch_queries=True)
-    retriever = HybridRetriever(store, embedder, top_k=settings.top_k)
+    retriever = HybridRetriever(store, embedder, top_k=settings.top_k, candidates=settings.retrieval_candidates)
 
     def span_similarity(plan):
         vector = retriever.query_vector(plan)

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     chunk_tokens: int = 256
 
     top_k: int = 5
+    retrieval_candidates: int | None = None
+    """Passages asked of each signal (dense, lexical) before fusion; unset: every passage (the fusion
+    sees full score vectors). A store over a large corpus sets it, and the fusion runs over the union."""
     answer_threshold: float | None = None
     """Probability the best evidence needs for an answer (below it the answerer refuses); unset: the
     evidence ranker's own threshold, chosen by cross-validation when it was trained."""

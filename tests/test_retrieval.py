@@ -69,3 +69,13 @@ def test_filters_apply_in_both_modes(parts):
         assert hits and {h.node.metadata["language"] for h in hits} == {"sv"}
         with pytest.raises(UnknownFilter):
             retriever.search(retriever.plan(QUESTIONS[0]), 5, Filters(document_ids=["no-such-doc"]))
+
+
+def test_the_setting_sets_the_candidate_count(fast_settings):
+    from assistant.compose import loaded_service
+
+    service = loaded_service(fast_settings.model_copy(update={"retrieval_candidates": 10}))
+    retriever = service.parts().retriever
+    assert retriever.candidates_k == 10 and not retriever.full_scan
+    answer = service.ask("What did Denmark give IOM unearmarked in 2022?")
+    assert answer.passages and len(answer.passages) <= 5
