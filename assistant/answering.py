@@ -136,7 +136,7 @@ class ExtractiveAnswerer:
     def __init__(self, idf: IdfTable, documents: list[DocumentInfo], ranker: Ranker, policy: AnswerPolicy | None = None,
                  span_similarity: Callable[[QueryPlan], Callable[[str, int], np.ndarray | None]] | None = None):
         """``span_similarity(plan)``: how the question's vector compares with the spans of a passage
-        (``LoadedIndex.span_similarity`` of the query vector)."""
+        (``PassageStore.span_similarity`` of the query vector)."""
         self.idf = idf
         self.span_similarity = span_similarity
         self.documents = {d.id: d for d in documents}

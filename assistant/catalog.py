@@ -1,4 +1,7 @@
-"""The corpus catalog (``corpus/catalog.toml``): which files are documents and what they are."""
+"""The corpus catalog (``corpus/catalog.toml``): which files are documents and what they are.
+
+The only module that parses the catalog; everything else reads ``DocumentInfo`` records from here.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import tomllib
 from pathlib import Path
 
 from assistant.records import DocumentInfo
+from assistant.text import YEAR_IN_NAME
 
 CATALOG_FILE = "catalog.toml"
 
@@ -17,7 +21,7 @@ class CatalogError(Exception):
 
 def _inferred(path: Path) -> DocumentInfo:
     """Defaults for a file dropped into corpus/ without a catalog entry."""
-    years = re.findall(r"(?:19|20)\d\d", path.stem)
+    years = YEAR_IN_NAME.findall(path.stem)
     return DocumentInfo(
         id=re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-"),
         file=path.name,
@@ -27,16 +31,20 @@ def _inferred(path: Path) -> DocumentInfo:
     )
 
 
+def read_catalog(catalog_path: Path) -> list[DocumentInfo]:
+    """The entries of one catalog file, as written (FileNotFoundError if there is none)."""
+    text = Path(catalog_path).read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+        return [DocumentInfo(**entry) for entry in data.get("documents", [])]
+    except (tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
+        raise CatalogError(f"{catalog_path}: {exc}") from exc
+
+
 def load_catalog(corpus_dir: Path, suffixes: frozenset[str] | set[str] | None = None) -> list[DocumentInfo]:
     """Catalog entries, plus inferred entries for uncatalogued files with a supported suffix."""
     catalog_path = corpus_dir / CATALOG_FILE
-    docs: list[DocumentInfo] = []
-    if catalog_path.exists():
-        try:
-            data = tomllib.loads(catalog_path.read_text(encoding="utf-8"))
-            docs = [DocumentInfo(**entry) for entry in data.get("documents", [])]
-        except (tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
-            raise CatalogError(f"{catalog_path}: {exc}") from exc
+    docs: list[DocumentInfo] = read_catalog(catalog_path) if catalog_path.exists() else []
     root = corpus_dir.resolve()
     for d in docs:
         # A catalog entry names a file inside corpus/: no absolute paths, no "..", no symlink out of it.

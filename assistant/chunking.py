@@ -18,6 +18,7 @@ import tiktoken
 from llama_index.core.schema import TextNode
 
 from assistant.records import DocumentInfo
+from assistant.text import CURRENCY_CODES
 
 CHUNKER_VERSION = "5"
 TABLE_CONTEXT = "(Table:"
@@ -29,7 +30,7 @@ BULLET = re.compile(r"^\s*(?:[-•▪●◦*]|\d{1,2}\)|[a-z]\))\s+")
 ANNEX = re.compile(r"^(?:Annex|ANNEX|Appendix|Bilaga)\b")
 FOOTNOTE = re.compile(r"^[¹²³⁴⁵⁶⁷⁸⁹⁰*]+\s*\S")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÅÄÖ0-9(\"'])")
-CURRENCY = re.compile(r"\b(USD|DKK|SEK|CHF|EUR)\b")
+CURRENCY = re.compile(rf"\b({CURRENCY_CODES})\b")
 
 # Metadata that identifies a passage to a reader and a ranker; the rest is bookkeeping.
 CONTEXT_KEYS = ("title", "section")

@@ -51,13 +51,12 @@ def ask(
     doc: Optional[list[str]] = typer.Option(None, "--doc", help="Restrict to a document id (repeatable)."),
 ) -> None:
     """Answer a question with numbered sources."""
-    from assistant.api.render import answer_with_sources
+    from assistant.render import answer_with_sources
+    from assistant.compose import build_service
     from assistant.records import Filters
-    from assistant.service import AssistantService
+    from assistant.store import IndexUnavailable
 
-    from assistant.indexing import IndexUnavailable
-
-    service = AssistantService(get_settings())
+    service = build_service(get_settings())
     try:
         service.load()
     except IndexUnavailable as exc:

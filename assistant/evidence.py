@@ -15,6 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from assistant.lexical import token_set
 from assistant.names import mentions
 from assistant.query import MONEY, QueryPlan
 from assistant.text import YEAR, sentence_spans
+
+if TYPE_CHECKING:
+    from assistant.store import StoreStats
 
 NUMBER = re.compile(r"\(?-?\d[\d ,.]*\d\)?%?|\b\d\b")
 
@@ -86,6 +90,13 @@ class IdfTable:
         df = Counter(t for toks in token_lists for t in set(toks))
         self.idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
         self.default = math.log(1 + (n + 0.5) / 0.5)
+
+    @classmethod
+    def from_stats(cls, stats: StoreStats) -> IdfTable:
+        """The table a store saved with its build (``StoreStats.idf``), not recomputed from the texts."""
+        table = cls.__new__(cls)
+        table.idf, table.default = dict(stats.idf), stats.idf_default
+        return table
 
     def weight(self, token: str) -> float:
         return self.idf.get(token, 0.0)

@@ -8,7 +8,7 @@ citations; anything else (ungrounded figure, unknown marker, a hedge, an empty o
 completion, any LLM error or timeout) returns the extractive answer. Citations and passages are
 always the extractive ones, so every quote stays an exact span of its passage.
 
-Backends (``settings.answerer``), both through llama-index's LLM interface:
+Backends (``settings.answerer``, registered in ``assistant.answerers``), both through llama-index's LLM interface:
 
 - ``openai``: any OpenAI-compatible completion endpoint (``llm_base_url``, ``llm_model``,
   ``llm_api_key``) through ``OpenAILike``, e.g. ``python -m llama_cpp.server`` on loopback;
@@ -31,7 +31,6 @@ from pathlib import Path
 from llama_index.core.schema import NodeWithScore
 
 from assistant.answering import ExtractiveAnswerer
-from assistant.query import NUMBER_QUESTION
 from assistant.query import QueryPlan
 from assistant.records import Answer, Citation
 from assistant.settings import Settings
@@ -205,66 +204,68 @@ def build_prompt(template: str, question: str, context: str) -> str:
 
 
 # -- LLM backends -----------------------------------------------------------------------------
-def make_llm(settings: Settings):
-    """The llama-index LLM for ``settings.answerer``; a clear error if it is misconfigured or not installed."""
-    kind = settings.answerer
-    if kind == "openai":
-        if not settings.llm_base_url:
-            raise ValueError("answerer 'openai' needs ASSISTANT_LLM_BASE_URL (e.g. http://127.0.0.1:8080/v1)")
-        try:
-            from llama_index.llms.openai_like import OpenAILike
-        except ImportError as exc:
-            raise RuntimeError(f"answerer 'openai' needs the optional llm extra (pip install '.[llm]'): {exc}") from exc
-        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
-        return OpenAILike(
-            api_base=settings.llm_base_url,
-            model=settings.llm_model or "local",
-            api_key=key or "none",
-            is_chat_model=False,
-            is_function_calling_model=False,
-            context_window=2048,
-            max_tokens=MAX_TOKENS,
-            temperature=0.0,
-            timeout=TIMEOUT_S,
-            max_retries=0,
-            additional_kwargs={"stop": STOP},
-        )
-    if kind == "llamacpp":
-        path = settings.llm_model_path
-        if not path or not Path(path).is_file():
-            raise ValueError(f"answerer 'llamacpp' needs ASSISTANT_LLM_MODEL_PATH to name a .gguf file (got {path!r})")
-        try:
-            from llama_index.llms.llama_cpp import LlamaCPP
-        except ImportError as exc:
-            raise RuntimeError(f"answerer 'llamacpp' needs the optional llm extra (pip install '.[llm]'): {exc}") from exc
-        return LlamaCPP(
-            model_path=str(path),
-            temperature=0.0,
-            max_new_tokens=MAX_TOKENS,
-            context_window=2048,
-            generate_kwargs={"stop": STOP},
-            model_kwargs={"n_threads": 2, "n_ctx": 2048},
-            # A base model: the prompt goes in verbatim, never wrapped in a chat template.
-            completion_to_prompt=lambda prompt: prompt,
-            messages_to_prompt=lambda messages: "\n".join(str(m.content) for m in messages),
-            verbose=False,
-        )
-    raise ValueError(f"unknown answerer {kind!r}: use 'extractive', 'openai' or 'llamacpp'")
+def openai_llm(settings: Settings):
+    """``answerer = openai``: any OpenAI-compatible completion endpoint through llama-index's ``OpenAILike``."""
+    if not settings.llm_base_url:
+        raise ValueError("answerer 'openai' needs ASSISTANT_LLM_BASE_URL (e.g. http://127.0.0.1:8080/v1)")
+    try:
+        from llama_index.llms.openai_like import OpenAILike
+    except ImportError as exc:
+        raise RuntimeError(f"answerer 'openai' needs the optional llm extra (pip install '.[llm]'): {exc}") from exc
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
+    return OpenAILike(
+        api_base=settings.llm_base_url,
+        model=settings.llm_model or "local",
+        api_key=key or "none",
+        is_chat_model=False,
+        is_function_calling_model=False,
+        context_window=2048,
+        max_tokens=MAX_TOKENS,
+        temperature=0.0,
+        timeout=TIMEOUT_S,
+        max_retries=0,
+        additional_kwargs={"stop": STOP},
+    )
+
+
+def llamacpp_llm(settings: Settings):
+    """``answerer = llamacpp``: a local GGUF file loaded in process through llama-index's ``LlamaCPP``."""
+    path = settings.llm_model_path
+    if not path or not Path(path).is_file():
+        raise ValueError(f"answerer 'llamacpp' needs ASSISTANT_LLM_MODEL_PATH to name a .gguf file (got {path!r})")
+    try:
+        from llama_index.llms.llama_cpp import LlamaCPP
+    except ImportError as exc:
+        raise RuntimeError(f"answerer 'llamacpp' needs the optional llm extra (pip install '.[llm]'): {exc}") from exc
+    return LlamaCPP(
+        model_path=str(path),
+        temperature=0.0,
+        max_new_tokens=MAX_TOKENS,
+        context_window=2048,
+        generate_kwargs={"stop": STOP},
+        model_kwargs={"n_threads": 2, "n_ctx": 2048},
+        # A base model: the prompt goes in verbatim, never wrapped in a chat template.
+        completion_to_prompt=lambda prompt: prompt,
+        messages_to_prompt=lambda messages: "\n".join(str(m.content) for m in messages),
+        verbose=False,
+    )
 
 
 class GenerativeAnswerer:
-    """Same interface as ``ExtractiveAnswerer``: ``answer(question, plan, retrieved) -> Answer``."""
+    """An ``answerers.Answerer``: the extractive answer, rephrased by ``llm`` when the text is grounded."""
 
-    def __init__(self, settings: Settings, extractive: ExtractiveAnswerer):
+    def __init__(self, settings: Settings, extractive: ExtractiveAnswerer, llm=None, serialise: bool = False):
+        """``llm``: a llama-index LLM (``openai_llm`` or ``llamacpp_llm``; default: an OpenAI-compatible
+        endpoint from the settings). ``serialise``: one call at a time (an in-process llama.cpp model
+        is not thread-safe; a server handles its own queue)."""
         self.settings = settings
         self.extractive = extractive
         self.prompts_dir = Path(settings.prompts_dir)
         # Fail at load time, not on the first question, if the templates are missing.
         load_template(self.prompts_dir, "answer.txt")
         load_template(self.prompts_dir, "context_item.txt")
-        self.llm = make_llm(settings)
-        # An in-process llama.cpp model is not thread-safe; a server handles its own queue.
-        self._lock = threading.Lock() if settings.answerer == "llamacpp" else None
+        self.llm = llm if llm is not None else openai_llm(settings)
+        self._lock = threading.Lock() if serialise else None
 
     def prompt_for(self, question: str, plan: QueryPlan, base: Answer, retrieved: list[NodeWithScore]) -> tuple[str, dict[int, str]]:
         passages = {h.node.node_id: h.node.text for h in retrieved}
@@ -290,8 +291,7 @@ class GenerativeAnswerer:
         except Exception as exc:  # noqa: BLE001 - any backend failure means the extractive answer
             log.warning("LLM answer failed (%s: %s); using the extractive answer", type(exc).__name__, exc)
             return self._with_llm_time(base, t0)
-        wants_number = bool(NUMBER_QUESTION.search(plan.question or question))
-        grounding = check_grounding(raw, shown, wants_number, plan.question or question)
+        grounding = check_grounding(raw, shown, plan.wants_number, plan.question or question)
         if not grounding.ok:
             log.warning("LLM answer rejected (%s): %r; using the extractive answer", grounding.reason, raw[:200])
             return self._with_llm_time(base, t0)

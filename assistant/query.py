@@ -17,7 +17,7 @@ from assistant.names import named_terms
 from assistant.lexical import STOPWORDS, gloss_english, gloss_swedish, looks_swedish, query_tokens, stem, words
 from assistant.records import DocumentInfo, Turn
 from assistant.scopes import Scope, question_scopes
-from assistant.text import ORDINALS, YEAR, relative_years, year_range
+from assistant.text import AMOUNT_WORDS, CURRENCY_CODES, ORDINALS, YEAR, relative_years, year_range
 
 NOT_YEAR = re.compile(rf"\b(?:not|excluding|except|other than|inte)\s+(?:in\s+)?{YEAR.pattern}", re.I)
 
@@ -29,7 +29,7 @@ NUMBER_QUESTION = re.compile(
 )
 HOW_MANY = re.compile(r"\b(?:how many|number of|hur många|antal(?:et)?)\s+(?:\w+\s+){0,2}?([a-zåäö]{3,})", re.I)
 HOW_MUCH = re.compile(r"\b(?:how much|what amount|hur mycket|vilket belopp)\b", re.I)
-MONEY = re.compile(r"(?:USD|SEK|DKK|CHF|EUR|US\$|\$)\s?\d|\d[\d ,.]*\s?(?:million|billion|miljoner|miljarder|kronor)", re.I)
+MONEY = re.compile(rf"(?:{CURRENCY_CODES}|US\$|\$)\s?\d|\d[\d ,.]*\s?(?:{AMOUNT_WORDS})", re.I)
 
 
 MOST = re.compile(r"\b(largest|biggest|highest|most|greatest|top|main|leading|största|högsta|mest|flest)\b", re.I)
@@ -63,18 +63,6 @@ def question_parts(text: str) -> list[str]:
     parts = [p.strip(" ,?") for p in CLAUSE_BREAK.split(text)]
     parts = [p for p in parts if len(words(p)) >= 2]
     return parts if len(parts) > 1 else []
-
-
-# Phrases that point at a document kind or publisher, beyond each document's own aliases.
-DOC_HINTS = {
-    "swedish": ("language", "sv"),
-    "sweden's strategy": ("language", "sv"),
-    "svenska": ("language", "sv"),
-    "annual report": ("doc_type", "annual_report"),
-    "årsrapport": ("doc_type", "annual_report"),
-    "danish strategy": ("publisher", "Denmark"),
-    "denmark's strategy": ("publisher", "Denmark"),
-}
 
 
 @dataclass
@@ -155,12 +143,9 @@ def correct_typos(ws: list[str], vocabulary: set[str], choices: list[str]) -> di
 
 
 def route_documents(question: str, documents: list[DocumentInfo]) -> list[str]:
-    """Document ids that the question names by alias, title, language or publisher."""
+    """Document ids that the question names by one of their catalog aliases."""
     q = question.lower()
-    named = [d.id for d in documents if any(a.lower() in q for a in d.aliases)]
-    for hint, (attr, value) in DOC_HINTS.items():
-        if hint in q:
-            named += [d.id for d in documents if value.lower() in str(getattr(d, attr)).lower()]
+    named = [d.id for d in documents if any(a.lower() in q for a in d.aliases)]  # the catalog's aliases
     if named and ("strategy" in q or "strategi" in q):
         named = [i for i in named if next(d for d in documents if d.id == i).doc_type == "strategy"] or named
     if named and ("report" in q or "rapport" in q):

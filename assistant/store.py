@@ -27,6 +27,10 @@ Scored = list[tuple[str, float]]
 """(passage id, score) pairs, best first."""
 
 
+class IndexUnavailable(Exception):
+    """No published build, or one this code cannot read; the message says what to do (re-index)."""
+
+
 @dataclass
 class Build:
     """Everything one index build holds, in memory, before a store writes it."""

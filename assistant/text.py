@@ -1,6 +1,6 @@
-"""One definition of the text concepts every stage shares: years, figures and sentences.
+"""One definition of the text concepts every stage shares: years, figures, currencies and sentences.
 
-- ``YEAR``: a calendar year 1900-2099 standing alone ("2022", not "20221").
+- ``YEAR``: a calendar year 1900-2099 standing alone ("2022", not "20221"); ``YEAR_IN_NAME`` in names.
 - ``format_number``: a figure as a reader expects it (``3 508 772`` -> ``3,508,772``).
 - ``sentence_spans``: sentences (and bullet items) of a text as exact character spans, not cut at
   abbreviations ("approx. USD 5 million", "ca. 80 miljoner", "e.g. Sudan", "No. 12").
@@ -52,12 +52,20 @@ def relative_years(text: str, years: list[int]) -> list[int]:
     return out + ([max(years) + 1] if _LATER.search(text) else [])
 
 
+YEAR_IN_NAME = re.compile(r"(?:19|20)\d\d")
+"""A year inside a file name or a catalog period ("dk_strategy_2023", "2023-2026"), where ``_`` may
+join it to a word."""
 NUMBER = re.compile(r"\d{1,3}(?:[ \u00a0\u202f,]\d{3})+(?:\.\d+)?|\d+(?:[.,]\d+)?")
 """A figure: digits with thousands groups of exactly three (``3 508 772``, ``3,508,772``), or plain
 digits with decimals (``20.3``). "2019, 11 donors" is two figures, not one."""
+CURRENCY_CODES = "USD|SEK|DKK|CHF|EUR"
+"""The currencies the documents state amounts in (a regex alternation): one list for the chunker's
+table currency, the figures an answer states and the money a question asks for."""
+AMOUNT_WORDS = "million|billion|miljoner|miljarder|kronor"
+"""Words after a figure that make it an amount."""
 FIGURE = re.compile(
-    rf"(?:(?:USD|SEK|DKK|CHF|EUR|US\$)\s?)?(?:{NUMBER.pattern})"
-    r"(?:\s?(?:%|per\s?cent|procent|million|billion|miljoner|miljarder|kronor))?"
+    rf"(?:(?:{CURRENCY_CODES}|US\$)\s?)?(?:{NUMBER.pattern})"
+    rf"(?:\s?(?:%|per\s?cent|procent|{AMOUNT_WORDS}))?"
 )
 """A figure with its currency before it and its unit after it, as an answer states it."""
 

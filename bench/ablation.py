@@ -27,7 +27,7 @@ from assistant.evals.runner import ServiceAsker, run_cases
 from assistant.evals.train_ranker import collect, train
 from assistant.evidence import FEATURES
 from assistant.ranker import LinearModel, Ranker
-from assistant.service import AssistantService
+from assistant.compose import build_service
 from assistant.settings import ROOT, get_settings
 
 SETS = {"training": ROOT / "evals" / "golden.jsonl", "held-out": ROOT / "evals" / "heldout.jsonl"}
@@ -50,7 +50,7 @@ def main() -> int:
     settings = get_settings()
     doc_ids = catalog_doc_ids(Path(settings.corpus_dir) / "catalog.toml")
     cases = {name: load_cases([path], doc_ids) for name, path in SETS.items()}
-    base = AssistantService(settings, ranker=Ranker.prior())
+    base = build_service(settings, ranker=Ranker.prior())
     base.load()
     examples = collect(base, cases["training"], settings.top_k)
 
@@ -70,9 +70,9 @@ def main() -> int:
     ]
     print(f"{'variant':34s} {'set':9s} " + " ".join(f"{c:>18s}" for c in COLUMNS))
     for name, ranker, policy, with_history in variants:
-        service = AssistantService(settings, ranker=ranker)
+        service = build_service(settings, ranker=ranker)
         service.load()
-        answerer = service._current().answerer
+        answerer = service.parts().answerer
         answerer.policy = replace(answerer.policy, **policy) if policy else answerer.policy
         for set_name, set_cases in cases.items():
             run = set_cases if with_history else [c.model_copy(update={"history": []}) for c in set_cases]

@@ -31,7 +31,7 @@ def run(label: str, settings: Settings) -> None:
     print(
         f"{label:12s} passages={report.passages} embedded={report.embedded} seconds={secs:.1f} "
         f"passages/s={report.passages / secs:.1f} embedded/s={report.embedded / secs:.2f} "
-        f"peak_rss_mb={rss_mb:.0f} index_mb={dir_size(report.path) / 2**20:.2f}"
+        f"peak_rss_mb={rss_mb:.0f} index_mb={dir_size(settings.index_dir / "builds" / report.build_id) / 2**20:.2f}"
     )
 
 

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from assistant.service import AssistantService
+from assistant.compose import build_service
 from assistant.settings import ROOT, get_settings
 
 
@@ -31,7 +31,7 @@ def main() -> int:
     args = parser.parse_args()
     questions = [json.loads(line)["question"] for line in Path(args.set).read_text().splitlines() if line.strip()]
     t0 = time.perf_counter()
-    service = AssistantService(get_settings())
+    service = build_service(get_settings())
     service.load()
     print(f"load seconds={time.perf_counter() - t0:.1f}")
     report: dict[str, tuple[list[float], list[float]]] = {}

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.embeddings import CachedEmbedder, get_embedding
-from assistant.indexing import build_index, load_index
+from assistant.compose import make_embedder, make_store
+from assistant.indexing import build_index
 from assistant.retrieval import FusionWeights, HybridRetriever
 from assistant.settings import ROOT, Settings
 
@@ -25,12 +25,13 @@ def norm(text: str) -> str:
     return " ".join(text.split()).lower()
 
 
-def hits(cases, rank_fn, nodes) -> dict[int, float]:
+def hits(cases, rank_fn) -> dict[int, float]:
+    """``rank_fn(question)`` -> passage texts, best first."""
     found = {1: 0, 5: 0, 10: 0}
     for case in cases:
         evidence = [norm(e) for e in case["evidence"]]
         order = rank_fn(case["question"])[:10]
-        rank = next((i for i, row in enumerate(order) if any(e in norm(nodes[row].text) for e in evidence)), None)
+        rank = next((i for i, text in enumerate(order) if any(e in norm(text) for e in evidence)), None)
         for k in found:
             found[k] += rank is not None and rank < k
     return {k: round(100 * v / len(cases), 1) for k, v in found.items()}
@@ -49,27 +50,27 @@ def main() -> int:
             settings = Settings(index_dir=Path(tmp) / "index", data_dir=Path(tmp) / "var", embedding_model=model,
                                 _env_file=None)
             build_index(settings)
-            index = load_index(settings)
-            embedder = CachedEmbedder(get_embedding(model), settings.embedding_cache_dir)
-            retriever = HybridRetriever(index, embedder)
-            plain = HybridRetriever(index, embedder, weights=FusionWeights(named_document=0, year_in_text=0,
-                                                                           year_in_period=0, excluded_year=0))
+            store = make_store(settings)
+            embedder = make_embedder(settings)
+            retriever = HybridRetriever(store, embedder)
+            plain = HybridRetriever(store, embedder, weights=FusionWeights(named_document=0, year_in_text=0,
+                                                                          year_in_period=0, excluded_year=0))
 
-            def ranked(scores: np.ndarray) -> list[int]:
-                return list(np.argsort(-scores))
+            def ranked(question: str, signal) -> list[str]:
+                cands = plain.candidates(plain.plan(question))
+                return [cands.nodes[i].text for i in np.argsort(-signal(cands, plain.plan(question)))]
 
             rows = {
-                "bm25": lambda q: ranked(plain.bm25_scores(plain.plan(q))),
-                f"dense {model}": lambda q: ranked(plain.dense_scores(plain.plan(q))),
-                f"fusion bm25+{model}": lambda q: ranked(plain.fuse(plain.plan(q), plain.bm25_scores(plain.plan(q)),
-                                                                   plain.dense_scores(plain.plan(q)))),
-                f"fusion+query steering ({model})": lambda q: [index.row_of[h.node.node_id]
+                "bm25": lambda q: ranked(q, lambda c, p: c.bm25),
+                f"dense {model}": lambda q: ranked(q, lambda c, p: c.dense),
+                f"fusion bm25+{model}": lambda q: ranked(q, lambda c, p: plain.fuse(p, c)),
+                f"fusion+query steering ({model})": lambda q: [h.node.text
                                                               for h in retriever.search(retriever.plan(q), 10)],
             }
             for name, fn in rows.items():
                 if name == "bm25" and model != args.models[0]:
                     continue
-                h = hits(cases, fn, index.nodes)
+                h = hits(cases, fn)
                 print(f"{name:36s} hit@1={h[1]:5.1f}  hit@5={h[5]:5.1f}  hit@10={h[10]:5.1f}")
     return 0
 

@@ -1,5 +1,10 @@
 """Shared fixtures: real indexes built from real documents (a small fixture corpus and the full one).
 
+Two tiers. ``fixture_*`` and ``full_*`` embed with e5, as the product does: answers, retrieval and
+the eval gate are tested on them. ``fast_*`` is the fixture corpus embedded by the hashing embedder
+(``embedding_model = "hash"``: hashed word and character n-grams, no model): the contract tests
+(auth, limits, SSE, errors, the UI gate) need a real index and a real service, not e5's answers.
+
 Embeddings are cached by passage content in the repository's ``var/embedding-cache``, so only
 the first run on a machine pays for embedding the corpus.
 """
@@ -38,35 +43,32 @@ def make_settings(tmp: Path, corpus_dir: Path, **overrides) -> Settings:
 
 def fixture_corpus(dest: Path) -> Path:
     """The Danish 2023-2026 strategy and the Swedish strategy, with a catalog of just those two."""
-    import tomllib
+    from assistant.catalog import read_catalog
 
     dest.mkdir(parents=True, exist_ok=True)
-    catalog = tomllib.loads((CORPUS / "catalog.toml").read_text(encoding="utf-8"))
-    keep = [d for d in catalog["documents"] if d["id"] in FIXTURE_DOCS]
+    keep = [d for d in read_catalog(CORPUS / "catalog.toml") if d.id in FIXTURE_DOCS]
     lines = []
     for d in keep:
-        shutil.copy(CORPUS / d["file"], dest / d["file"])
+        shutil.copy(CORPUS / d.file, dest / d.file)
         lines.append("[[documents]]")
-        lines += [f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in d.items()]
+        lines += [f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in d.model_dump(exclude_none=True).items()]
         lines.append("")
     (dest / "catalog.toml").write_text("\n".join(lines), encoding="utf-8")
     return dest
 
 
-def _built(tmp: Path, corpus: Path) -> Settings:
+def _built(tmp: Path, corpus: Path, **overrides) -> Settings:
     from assistant.indexing import build_index
 
-    settings = make_settings(tmp, corpus)
+    settings = make_settings(tmp, corpus, **overrides)
     build_index(settings)
     return settings
 
 
 def _loaded(settings: Settings):
-    from assistant.service import AssistantService
+    from assistant.compose import loaded_service
 
-    service = AssistantService(settings)
-    service.load()
-    return service
+    return loaded_service(settings)
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +80,18 @@ def fixture_settings(tmp_path_factory) -> Settings:
 @pytest.fixture(scope="session")
 def fixture_service(fixture_settings):
     return _loaded(fixture_settings)
+
+
+@pytest.fixture(scope="session")
+def fast_settings(tmp_path_factory) -> Settings:
+    """The fixture corpus, embedded by the hashing embedder: for contract tests."""
+    tmp = tmp_path_factory.mktemp("fast")
+    return _built(tmp, fixture_corpus(tmp / "corpus"), embedding_model="hash")
+
+
+@pytest.fixture(scope="session")
+def fast_service(fast_settings):
+    return _loaded(fast_settings)
 
 
 @pytest.fixture(scope="session")

@@ -37,13 +37,13 @@ def _settings(base, **update):
 
 
 @pytest.fixture(scope="module")
-def api_settings(fixture_settings):
-    return _settings(fixture_settings)
+def api_settings(fast_settings):
+    return _settings(fast_settings)
 
 
 @pytest.fixture(scope="module")
-def client(fixture_service, api_settings):
-    with TestClient(create_app(fixture_service, api_settings)) as c:
+def client(fast_service, api_settings):
+    with TestClient(create_app(fast_service, api_settings)) as c:
         yield c
 
 
@@ -96,12 +96,12 @@ def test_health_is_open(client):
     assert client.get("/readyz").json() == {"status": "ready"}
 
 
-def test_not_ready_until_loaded(fixture_settings):
-    from assistant.service import AssistantService
+def test_not_ready_until_loaded(fast_settings):
+    from assistant.compose import build_service
 
-    unloaded = AssistantService(fixture_settings)  # real service, load() not called
+    unloaded = build_service(fast_settings)  # real service, load() not called
     assert not unloaded.ready
-    with TestClient(create_app(unloaded, _settings(fixture_settings))) as c:
+    with TestClient(create_app(unloaded, _settings(fast_settings))) as c:
         assert c.get("/healthz").status_code == 200
         err = assert_error(c.get("/readyz"), 503, "not_ready")
         assert "loading" in err["message"]
@@ -152,8 +152,8 @@ def test_second_key_and_basic_scheme(client):
     assert_error(client.get("/v1/documents", headers={"Authorization": f"Basic {KEY}"}), 401)
 
 
-def test_open_without_keys(fixture_service, fixture_settings):
-    app = create_app(fixture_service, _settings(fixture_settings, api_keys="", admin_key=None))
+def test_open_without_keys(fast_service, fast_settings):
+    app = create_app(fast_service, _settings(fast_settings, api_keys="", admin_key=None))
     with TestClient(app) as c:
         r = c.get("/v1/documents")
         assert r.status_code == 200, r.text
@@ -161,17 +161,17 @@ def test_open_without_keys(fixture_service, fixture_settings):
         assert_error(c.post("/v1/index/reload"), 403, "admin_disabled")
 
 
-def test_keys_never_logged(fixture_service, api_settings, caplog):
+def test_keys_never_logged(fast_service, api_settings, caplog):
     caplog.set_level(logging.DEBUG)
-    with TestClient(create_app(fixture_service, api_settings)) as c:
+    with TestClient(create_app(fast_service, api_settings)) as c:
         c.get("/v1/documents", headers=AUTH)
         c.get("/v1/documents", headers={"Authorization": "Bearer wrong-secret-key"})
     assert KEY not in caplog.text
     assert "wrong-secret-key" not in caplog.text
 
 
-def test_check_bind(fixture_settings, caplog):
-    open_settings = _settings(fixture_settings, api_keys="", ui_auth="")
+def test_check_bind(fast_settings, caplog):
+    open_settings = _settings(fast_settings, api_keys="", ui_auth="")
     with pytest.raises(ValueError, match="ASSISTANT_API_KEYS"):
         check_bind("0.0.0.0", open_settings)
     with pytest.raises(ValueError):
@@ -182,13 +182,13 @@ def test_check_bind(fixture_settings, caplog):
     assert "open" in caplog.text and "loopback" in caplog.text
     # API keys alone no longer open a public bind: the browser UI would answer without a credential.
     with pytest.raises(ValueError, match="ASSISTANT_UI_AUTH"):
-        check_bind("0.0.0.0", _settings(fixture_settings, ui_auth=""))
-    check_bind("0.0.0.0", _settings(fixture_settings, ui_auth="amina:long-passphrase"))  # keys + UI login
-    check_bind("0.0.0.0", _settings(fixture_settings, ui_auth="", ui_enabled=False))  # API only
+        check_bind("0.0.0.0", _settings(fast_settings, ui_auth=""))
+    check_bind("0.0.0.0", _settings(fast_settings, ui_auth="amina:long-passphrase"))  # keys + UI login
+    check_bind("0.0.0.0", _settings(fast_settings, ui_auth="", ui_enabled=False))  # API only
     with pytest.raises(ValueError, match="ASSISTANT_UI_AUTH"):
-        check_bind("0.0.0.0", _settings(fixture_settings, ui_auth="no-colon"))
+        check_bind("0.0.0.0", _settings(fast_settings, ui_auth="no-colon"))
     with pytest.raises(ValueError, match="ASSISTANT_API_KEYS"):  # a UI login does not open the API
-        check_bind("0.0.0.0", _settings(fixture_settings, api_keys="", ui_auth="amina:pw"))
+        check_bind("0.0.0.0", _settings(fast_settings, api_keys="", ui_auth="amina:pw"))
 
 
 # --- ask ------------------------------------------------------------------------------------
@@ -296,12 +296,12 @@ def test_search(client, catalog_ids):
     assert_error(client.post("/v1/search", json={"query": ""}, headers=AUTH), 422)
 
 
-def test_documents_and_document(client, fixture_service):
+def test_documents_and_document(client, fast_service):
     r = client.get("/v1/documents", headers=AUTH)
     assert r.status_code == 200
     docs = r.json()["documents"]
     assert docs
-    assert {d["id"] for d in docs} == {d.id for d in fixture_service.documents()}
+    assert {d["id"] for d in docs} == {d.id for d in fast_service.documents()}
     for d in docs:
         assert d["passage_count"] > 0 and d["title"]
     one = client.get(f"/v1/documents/{docs[0]['id']}", headers=AUTH)
@@ -326,8 +326,8 @@ def test_passage_with_neighbours(client, asked):
     assert_error(client.get("/v1/passages/no-such-passage", headers=AUTH), 404, "not_found")
 
 
-def test_feedback_is_appended(client, fixture_service):
-    path = fixture_service.settings.feedback_path
+def test_feedback_is_appended(client, fast_service):
+    path = fast_service.settings.feedback_path
     before = path.read_text().splitlines() if path.exists() else []
     body = {"question": "api-test question", "answer": "an answer", "rating": "down", "comment": "wrong year"}
     r = client.post("/v1/feedback", json=body, headers=AUTH)
@@ -409,8 +409,8 @@ def test_chat_completions_stream(client):
 # --- rate limit, CORS, errors -------------------------------------------------------------
 
 
-def test_rate_limit_per_key(fixture_service, fixture_settings):
-    app = create_app(fixture_service, _settings(fixture_settings, rate_limit_per_minute=2))
+def test_rate_limit_per_key(fast_service, fast_settings):
+    app = create_app(fast_service, _settings(fast_settings, rate_limit_per_minute=2))
     with TestClient(app) as c:
         assert c.get("/v1/documents", headers=AUTH).status_code == 200
         assert c.get("/v1/documents", headers=AUTH).status_code == 200
@@ -432,8 +432,8 @@ def test_cors_closed_by_default(client):
     assert "access-control-allow-origin" not in r.headers
 
 
-def test_cors_allows_configured_origin(fixture_service, fixture_settings):
-    app = create_app(fixture_service, _settings(fixture_settings, cors_origins="https://intranet.example"))
+def test_cors_allows_configured_origin(fast_service, fast_settings):
+    app = create_app(fast_service, _settings(fast_settings, cors_origins="https://intranet.example"))
     with TestClient(app) as c:
         pre = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
         ok = c.options("/v1/ask", headers={"Origin": "https://intranet.example", **pre})
@@ -447,8 +447,8 @@ def test_unknown_route_and_method(client):
     assert_error(client.get("/v1/ask", headers=AUTH), 405, "method_not_allowed")
 
 
-def test_unexpected_error_is_a_bare_500(fixture_service, api_settings):
-    app = create_app(fixture_service, api_settings)
+def test_unexpected_error_is_a_bare_500(fast_service, api_settings):
+    app = create_app(fast_service, api_settings)
 
     @app.get("/v1/explode")
     def explode() -> None:
@@ -496,13 +496,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_real_uvicorn_on_loopback(fixture_service, api_settings, catalog_ids):
+def test_real_uvicorn_on_loopback(fast_service, api_settings, catalog_ids):
     import uvicorn
 
     port = _free_port()
     check_bind("127.0.0.1", api_settings)
     config = uvicorn.Config(
-        create_app(fixture_service, api_settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        create_app(fast_service, api_settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

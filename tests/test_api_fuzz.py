@@ -58,9 +58,9 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def real_service(fixture_service, fixture_settings, request):
-    app.state.service = fixture_service
-    app.state.settings = _api_settings(fixture_settings)
+def real_service(fast_service, fast_settings, request):
+    app.state.service = fast_service
+    app.state.settings = _api_settings(fast_settings)
 
     class Summary:
         """Prints the case count at the end of the run (the issue's closing note wants it)."""

@@ -12,11 +12,13 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
 from assistant.embeddings import (
-    EMBEDDING_CHOICES,
     CachedEmbedder,
     E5SmallEmbedding,
+    HashingEmbedding,
     MiniLMEmbedding,
+    embedding_names,
     get_embedding,
+    register_embedding,
 )
 
 DEAD_PROXY = "http://127.0.0.1:9"
@@ -79,8 +81,9 @@ def unit(v: np.ndarray) -> bool:
 
 
 def test_get_embedding_names():
-    assert set(EMBEDDING_CHOICES) == {"e5-small", "minilm"}
+    assert set(embedding_names()) >= {"e5-small", "minilm", "hash"}
     assert isinstance(get_embedding("e5-small"), E5SmallEmbedding)
+    assert isinstance(get_embedding("hash"), HashingEmbedding)
     assert isinstance(get_embedding("MiniLM"), MiniLMEmbedding)
     with pytest.raises(ValueError) as info:
         get_embedding("bge-large")
@@ -127,10 +130,35 @@ def test_e5_batches_equal_single_calls():
 def test_models_share_one_loaded_instance():
     from assistant import embeddings
 
-    get_embedding("e5-small").encode_query("x")
-    first = embeddings._MODELS["e5-small"]
+    model = get_embedding("e5-small")
+    model.encode_query("x")
+    first = embeddings._MODELS[model.model_id]
     get_embedding("e5-small").encode_query("y")
-    assert embeddings._MODELS["e5-small"] is first
+    assert embeddings._MODELS[model.model_id] is first
+
+
+def test_hashing_embedder_is_deterministic_normalised_and_lexical():
+    model = get_embedding("hash")
+    assert model.dims == 256 and model.model_id.startswith("hash-ngrams-256")
+    docs = model.encode_passages([SV_PASSAGE, EN_UNRELATED, "Denmark gave IOM unearmarked funding in 2022."])
+    assert docs.shape == (3, 256) and docs.dtype == np.float32 and unit(docs)
+    assert np.array_equal(docs, HashingEmbedding().encode_passages([SV_PASSAGE, EN_UNRELATED,
+                                                                    "Denmark gave IOM unearmarked funding in 2022."]))
+    q = model.encode_query("How much unearmarked funding did Denmark give?")
+    assert int(np.argmax(docs @ q)) == 2
+    assert HashingEmbedding(dimensions=64).encode_query("x").shape == (64,)
+
+
+def test_a_registered_embedder_is_picked_by_name(tmp_path):
+    """A new embedder is a class and one registry line; the cache and the index take its dims."""
+    register_embedding("hash-32", lambda: HashingEmbedding(dimensions=32))
+    try:
+        cache = CachedEmbedder(get_embedding("hash-32"), tmp_path)
+        assert cache.dims == 32 and cache.embed_passages(TEXTS).shape == (len(TEXTS), 32)
+    finally:
+        from assistant import embeddings
+
+        embeddings._FACTORIES.pop("hash-32")
 
 
 # -------------------------------------------------------------------------------------- cache

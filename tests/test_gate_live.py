@@ -81,13 +81,13 @@ def login(http: httpx.Client) -> None:
 
 
 @pytest.fixture(scope="module")
-def settings(fixture_settings):
-    return live_settings(fixture_settings)
+def settings(fast_settings):
+    return live_settings(fast_settings)
 
 
 @pytest.fixture(scope="module")
-def live(fixture_service, settings):
-    with LiveServer(build_app(settings, service=fixture_service)) as server:
+def live(fast_service, settings):
+    with LiveServer(build_app(settings, service=fast_service)) as server:
         yield server
 
 
@@ -154,8 +154,8 @@ def test_every_gradio_route_needs_the_ui_login(live):
     assert not opened, f"answered without a login: {opened}"
 
 
-def test_the_issue_requests_without_a_login_are_401(live, fixture_service):
-    path = fixture_service.settings.feedback_path
+def test_the_issue_requests_without_a_login_are_401(live, fast_service):
+    path = fast_service.settings.feedback_path
     before = path.read_text().count("\n") if path.exists() else 0
     with live.client() as http:
         r = http.post("/gradio_api/call/respond", json={"data": [DENMARK_Q, [], "", "", 5]})
@@ -184,8 +184,8 @@ def test_signed_in_user_gets_answers_through_the_ui(live):
     assert "answer-ok" in text and "cite-marker" in text
 
 
-def test_a_wrong_password_is_refused_and_failed_logins_are_throttled(fixture_service, fixture_settings):
-    app = build_app(live_settings(fixture_settings), service=fixture_service)
+def test_a_wrong_password_is_refused_and_failed_logins_are_throttled(fast_service, fast_settings):
+    app = build_app(live_settings(fast_settings), service=fast_service)
     with LiveServer(app) as server, server.client() as http:
         statuses = [http.post("/login", data={"username": UI_USER, "password": "guess"}).status_code for _ in range(12)]
         assert statuses[0] == 401 and statuses[-1] == 429, statuses
@@ -195,14 +195,14 @@ def test_a_wrong_password_is_refused_and_failed_logins_are_throttled(fixture_ser
         assert int(r.headers["retry-after"]) >= 1
 
 
-def test_a_session_minted_by_one_worker_is_valid_in_another(fixture_service, settings):
+def test_a_session_minted_by_one_worker_is_valid_in_another(fast_service, settings):
     """--workers 2: two processes, one login. The cookie is signed, not kept in one process's memory."""
     from fastapi.testclient import TestClient
 
-    with TestClient(build_app(settings, service=fixture_service)) as one:
+    with TestClient(build_app(settings, service=fast_service)) as one:
         login(one)
         cookie = one.cookies["assistant_ui_session"]
-    with TestClient(build_app(settings, service=fixture_service)) as two:
+    with TestClient(build_app(settings, service=fast_service)) as two:
         assert two.get("/config").status_code == 401
         assert two.get("/config", cookies={"assistant_ui_session": cookie}).status_code == 200
         forged = cookie.rsplit(".", 1)[0] + ".AAAA"
@@ -278,18 +278,18 @@ def test_the_question_is_escaped_in_the_chat(live):
     assert "&lt;img src=x" in text
 
 
-def test_the_ui_queue_is_capped(fixture_service, fixture_settings):
+def test_the_ui_queue_is_capped(fast_service, fast_settings):
     from ui.layout import build_blocks  # noqa: F401  (the queue is configured in mount_ui)
 
-    app = build_app(live_settings(fixture_settings, ui_queue_size=3), service=fixture_service)
+    app = build_app(live_settings(fast_settings, ui_queue_size=3), service=fast_service)
     from starlette.routing import Mount
 
     (mount,) = [r for r in app.routes if isinstance(r, Mount) and hasattr(r.app, "get_blocks")]
     assert mount.app.get_blocks()._queue.max_size == 3
 
 
-def test_ui_requests_are_rate_limited(fixture_service, fixture_settings):
-    app = build_app(live_settings(fixture_settings, rate_limit_per_minute=5), service=fixture_service)
+def test_ui_requests_are_rate_limited(fast_service, fast_settings):
+    app = build_app(live_settings(fast_settings, rate_limit_per_minute=5), service=fast_service)
     with LiveServer(app) as server, server.client() as http:
         login(http)
         codes = [http.get("/config").status_code for _ in range(7)]
@@ -466,10 +466,10 @@ def _parallel(server: LiveServer, n: int, body: dict) -> list[tuple[httpx.Respon
     return out
 
 
-def test_a_full_queue_answers_503_with_retry_after(fixture_service, fixture_settings):
+def test_a_full_queue_answers_503_with_retry_after(fast_service, fast_settings):
     """Before: every request was taken (40 threadpool threads) and they piled up behind one another."""
-    slow = SlowService(fixture_service, delay=1.5)
-    settings = live_settings(fixture_settings, ask_workers=1, ask_queue_size=1, ask_deadline_s=30)
+    slow = SlowService(fast_service, delay=1.5)
+    settings = live_settings(fast_settings, ask_workers=1, ask_queue_size=1, ask_deadline_s=30)
     with LiveServer(build_app(settings, service=slow)) as server:
         results = []
         t = threading.Thread(target=lambda: results.extend(_parallel(server, 4, {"question": DENMARK_Q})))
@@ -488,10 +488,10 @@ def test_a_full_queue_answers_503_with_retry_after(fixture_service, fixture_sett
             assert int(r.headers["retry-after"]) >= 1 and elapsed < 1.0  # refused at once, not queued
 
 
-def test_the_deadline_is_enforced_in_the_service_and_drops_the_work(fixture_service, fixture_settings):
+def test_the_deadline_is_enforced_in_the_service_and_drops_the_work(fast_service, fast_settings):
     """Before: nothing stopped a question whose client had gone; the answer came when it came."""
-    slow = SlowService(fixture_service, delay=1.2)
-    settings = live_settings(fixture_settings, ask_deadline_s=0.5)
+    slow = SlowService(fast_service, delay=1.2)
+    settings = live_settings(fast_settings, ask_deadline_s=0.5)
     with LiveServer(build_app(settings, service=slow)) as server, server.client(headers=AUTH) as http:
         t0 = time.perf_counter()
         r = http.post("/v1/ask", json={"question": DENMARK_Q})
@@ -502,9 +502,9 @@ def test_the_deadline_is_enforced_in_the_service_and_drops_the_work(fixture_serv
     assert slow.calls == 1 and slow.dropped == 1 and slow.completed == 0  # the rest of the work was not done
 
 
-def test_queued_questions_past_their_deadline_never_start(fixture_service, fixture_settings):
-    slow = SlowService(fixture_service, delay=1.5)
-    settings = live_settings(fixture_settings, ask_workers=1, ask_queue_size=4, ask_deadline_s=0.8)
+def test_queued_questions_past_their_deadline_never_start(fast_service, fast_settings):
+    slow = SlowService(fast_service, delay=1.5)
+    settings = live_settings(fast_settings, ask_workers=1, ask_queue_size=4, ask_deadline_s=0.8)
     with LiveServer(build_app(settings, service=slow)) as server:
         results = _parallel(server, 3, {"question": DENMARK_Q})
         time.sleep(2.0)
@@ -513,12 +513,12 @@ def test_queued_questions_past_their_deadline_never_start(fixture_service, fixtu
     assert slow.calls == 1  # the two queued questions were dropped before they started
 
 
-def test_ui_questions_share_the_executor_and_its_limits(fixture_service):
+def test_ui_questions_share_the_executor_and_its_limits(fast_service):
     from assistant.api.workers import QuestionPool
     from ui.handlers import ChatHandlers
 
-    slow = SlowService(fixture_service, delay=0.6)
-    handlers = ChatHandlers(slow, fixture_service.settings, stream_delay_s=0,
+    slow = SlowService(fast_service, delay=0.6)
+    handlers = ChatHandlers(slow, fast_service.settings, stream_delay_s=0,
                             pool=QuestionPool(workers=1, queue_size=0, deadline_s=0.3))
     chat, conv, _, box = list(handlers.respond(DENMARK_Q, []))[-1]
     assert conv[-1]["answer"] is None and "busy" in chat[-1]["content"]
@@ -528,16 +528,16 @@ def test_ui_questions_share_the_executor_and_its_limits(fixture_service):
 # --- index reload ------------------------------------------------------------------------------
 
 
-def test_a_failed_reload_is_409_and_the_old_index_keeps_serving(fixture_settings, tmp_path):
+def test_a_failed_reload_is_409_and_the_old_index_keeps_serving(fast_settings, tmp_path):
     """Before: a broken index on disk made POST /v1/index/reload a 500."""
     import shutil
 
-    from assistant.service import AssistantService
+    from assistant.compose import build_service
 
     index_dir = tmp_path / "index"
-    shutil.copytree(fixture_settings.index_dir, index_dir, symlinks=True)
-    settings = live_settings(fixture_settings, index_dir=index_dir)
-    service = AssistantService(settings)
+    shutil.copytree(fast_settings.index_dir, index_dir, symlinks=True)
+    settings = live_settings(fast_settings, index_dir=index_dir)
+    service = build_service(settings)
     service.load()
     admin = {"Authorization": f"Bearer {ADMIN}"}
     with LiveServer(build_app(settings, service=service)) as server, server.client() as http:
@@ -585,10 +585,10 @@ def test_signed_deeply_nested_json_is_400(live):
 # --- rate limits: failed authentication, forwarded addresses --------------------------------------
 
 
-def test_wrong_keys_are_throttled_per_address(fixture_service, fixture_settings):
+def test_wrong_keys_are_throttled_per_address(fast_service, fast_settings):
     """Before: failed authentications were never throttled (a key could be guessed at full speed)."""
-    settings = live_settings(fixture_settings, rate_limit_per_minute=120, failed_auth_per_minute=30)
-    app = build_app(settings, service=fixture_service)
+    settings = live_settings(fast_settings, rate_limit_per_minute=120, failed_auth_per_minute=30)
+    app = build_app(settings, service=fast_service)
     with LiveServer(app) as server, server.client() as http:
         codes = [http.get("/v1/documents", headers={"Authorization": f"Bearer guess-{i}"}).status_code
                  for i in range(settings.failed_auth_per_minute + 2)]
@@ -601,7 +601,7 @@ def test_wrong_keys_are_throttled_per_address(fixture_service, fixture_settings)
             assert other.get("/v1/documents", headers=AUTH).status_code == 200  # another address is not
 
 
-def test_serve_trusts_forwarded_headers_only_from_configured_peers(fixture_settings, monkeypatch):
+def test_serve_trusts_forwarded_headers_only_from_configured_peers(fast_settings, monkeypatch):
     import uvicorn
 
     from assistant import server
@@ -609,12 +609,12 @@ def test_serve_trusts_forwarded_headers_only_from_configured_peers(fixture_setti
     seen = {}
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: seen.update(k))
     monkeypatch.setattr(server, "build_app", lambda settings: None)
-    server.run(live_settings(fixture_settings), host="127.0.0.1")
+    server.run(live_settings(fast_settings), host="127.0.0.1")
     assert seen["proxy_headers"] is True and seen["forwarded_allow_ips"] == "127.0.0.1,::1"
-    server.run(live_settings(fixture_settings, forwarded_allow_ips=""), host="127.0.0.1")
+    server.run(live_settings(fast_settings, forwarded_allow_ips=""), host="127.0.0.1")
     assert seen["proxy_headers"] is False
     with pytest.raises(ValueError, match="ASSISTANT_UI_AUTH"):
-        server.run(live_settings(fixture_settings, ui_auth=""), host="0.0.0.0")
+        server.run(live_settings(fast_settings, ui_auth=""), host="0.0.0.0")
 
 
 @pytest.mark.parametrize(
@@ -627,9 +627,9 @@ def test_serve_trusts_forwarded_headers_only_from_configured_peers(fixture_setti
         {"question": "q", "answer": "a", "rating": "down", "comment": "c" * 2001},
     ],
 )
-def test_feedback_entries_are_bounded_and_not_blank(live, fixture_service, body):
+def test_feedback_entries_are_bounded_and_not_blank(live, fast_service, body):
     """Before: a blank question was accepted, extra fields were ignored, one entry could be 109 KB."""
-    path = fixture_service.settings.feedback_path
+    path = fast_service.settings.feedback_path
     before = path.read_text().count("\n") if path.exists() else 0
     with live.client(headers=AUTH) as http:
         assert_json_error(http.post("/v1/feedback", json=body), 422, "validation_error")

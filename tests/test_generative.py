@@ -203,10 +203,10 @@ def llm_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def llm_service(fixture_settings, llm_server):
-    from assistant.service import AssistantService
+    from assistant.compose import build_service
 
     settings = fixture_settings.model_copy(update={"answerer": "openai", "llm_base_url": llm_server, "llm_model": "gemma"})
-    service = AssistantService(settings)
+    service = build_service(settings)
     service.load()
     return service
 

@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from assistant.indexing import IndexUnavailable, build_index, build_index_cli, current_path, is_stale, load_index
+from assistant.indexing import IndexUnavailable, build_index, build_index_cli, is_stale
+from assistant.stores.local import LocalStore
 from conftest import make_settings
+
+
+def current_path(index_dir):
+    return LocalStore(index_dir).current_path()
+
+
+def load_index(settings) -> LocalStore:
+    """The published build, read (and checked) by a fresh local store, as a reloading service reads it."""
+    from assistant.indexing import check_compatible
+
+    store = LocalStore(settings.index_dir)
+    check_compatible(store.manifest(), settings)
+    return store
+
+
+def all_passages(store: LocalStore):
+    ids = [i for i, _ in store.dense(np.zeros(store.manifest()["dims"], dtype=np.float32), 10**6)]
+    return store.get(ids)
 
 GOOD = """Annual note 2021
 
@@ -28,23 +48,60 @@ def tiny(tmp_path):
 def test_build_load_and_search(tiny):
     report = build_index(tiny)
     assert report.documents == 2 and report.passages >= 2 and not report.errors
-    index = load_index(tiny)
-    assert {d.id for d in index.documents} == {"note", "other"}
-    assert index.faiss_index.ntotal == len(index.nodes) == report.passages
-    assert index.manifest["chunker_version"] and index.manifest["dims"] == 384
+    store = load_index(tiny)
+    assert {d.id for d in store.documents()} == {"note", "other"}
+    assert store.stats().passages == len(all_passages(store)) == report.passages
+    assert store.manifest()["chunker_version"] and store.manifest()["dims"] == 384
+    assert store.manifest()["build_id"] == report.build_id == store.build_id()
+    hits = store.lexical(["3508772"], 5)
+    assert hits and "3 508 772" in store.get([hits[0][0]])[0].text
+    per_doc = store.stats().passages_per_document
+    assert set(per_doc) == {"note", "other"} and sum(per_doc.values()) == report.passages
+
+
+def test_statistics_are_saved_with_the_build(tiny):
+    """idf and vocabulary are build artifacts: what the answerer reads equals what the texts give."""
+    from assistant.evidence import IdfTable
+    from assistant.indexing import lexical_tokens
+    from assistant.lexical import words
+
+    build_index(tiny)
+    store = load_index(tiny)
+    nodes = all_passages(store)
+    fresh = IdfTable([lexical_tokens(n) for n in nodes])
+    saved = IdfTable.from_stats(store.stats())
+    assert saved.idf == fresh.idf and saved.default == fresh.default
+    assert store.stats().vocabulary == {w for n in nodes for w in words(n.text) if not w[0].isdigit()}
+
+
+def test_filters_apply_in_the_store(tiny):
+    from assistant.records import Filters
+
+    build_index(tiny)
+    store = load_index(tiny)
+    vector = np.ones(store.manifest()["dims"], dtype=np.float32)
+    only = store.dense(vector, 100, Filters(document_ids=["other"]))
+    assert only and {store.get([i])[0].metadata["document_id"] for i, _ in only} == {"other"}
+    assert store.lexical(["denmark"], 100, Filters(document_ids=["other"])) == []
+    assert store.dense(vector, 1) and len(store.dense(vector, 1)) == 1
 
 
 def test_every_sentence_and_row_has_its_own_vector(tiny):
     from assistant.evidence import split_spans
 
+    from assistant.compose import make_embedder
+    from assistant.evidence import span_embed_text
+
     build_index(tiny)
-    index = load_index(tiny)
-    assert index.span_vectors.shape == (sum(len(split_spans(n)) for n in index.nodes), 384)
-    for node in index.nodes:
-        start, count = index.span_rows[node.node_id]
-        assert count == len(split_spans(node))
-    query = index.span_vectors[0]
-    similarity = index.span_similarity(query)(index.nodes[0].node_id, index.span_rows[index.nodes[0].node_id][1])
+    store = load_index(tiny)
+    nodes = all_passages(store)
+    assert store.manifest()["span_count"] == sum(len(split_spans(n)) for n in nodes)
+    for node in nodes:
+        assert len(store.span_similarity(node.node_id, np.ones(384, dtype=np.float32))) == len(split_spans(node))
+    node = nodes[0]
+    quote, is_row = split_spans(node)[0]
+    query = make_embedder(tiny).embed_passages([span_embed_text(node, quote, is_row)])[0]
+    similarity = store.span_similarity(node.node_id, query)
     assert abs(similarity[0] - 1.0) < 1e-3, "a span is most similar to itself"
 
 
@@ -60,7 +117,7 @@ def test_bad_documents_are_reported_and_the_rest_indexed(tiny, capsys):
     for name in ("binary.txt", "latin1.txt", "empty.md", "broken.pdf"):
         assert name in out.err
     assert "Traceback" not in out.err
-    assert {d.id for d in load_index(tiny).documents} == {"note", "other"}
+    assert {d.id for d in load_index(tiny).documents()} == {"note", "other"}
 
 
 def test_a_failed_build_leaves_the_previous_index_serving(tiny):
@@ -71,7 +128,7 @@ def test_a_failed_build_leaves_the_previous_index_serving(tiny):
     with pytest.raises(IndexUnavailable):
         build_index(tiny)
     assert current_path(tiny.index_dir) == before
-    assert len(load_index(tiny).nodes) >= 2
+    assert len(all_passages(load_index(tiny))) >= 2
     assert not [p for p in (tiny.index_dir / "builds").iterdir() if p.name.startswith(".tmp")]
 
 
@@ -84,7 +141,7 @@ def test_incremental_build_embeds_only_what_changed(tiny):
     assert is_stale(tiny)
     third = build_index(tiny)
     assert 0 < third.embedded < third.passages
-    assert third.path != first.path
+    assert third.build_id != first.build_id
 
 
 def test_index_from_another_model_is_refused(tiny):
@@ -107,7 +164,7 @@ def test_a_build_that_fails_while_writing_leaves_the_previous_index_serving(tiny
     import bm25s
     import faiss
 
-    import assistant.indexing as indexing
+    import assistant.stores.local as local
 
     build_index(tiny)
     before = current_path(tiny.index_dir)
@@ -121,17 +178,17 @@ def test_a_build_that_fails_while_writing_leaves_the_previous_index_serving(tiny
     elif failing == "bm25":
         monkeypatch.setattr(bm25s.BM25, "save", boom)
     elif failing == "manifest":
-        real = indexing.Path.write_text
-        monkeypatch.setattr(indexing.Path, "write_text",
+        real = local.Path.write_text
+        monkeypatch.setattr(local.Path, "write_text",
                             lambda self, *a, **k: boom() if self.name == "manifest.json" else real(self, *a, **k))
     else:
-        monkeypatch.setattr(indexing, "_publish", boom)
+        monkeypatch.setattr(local, "_publish", boom)
     with pytest.raises(OSError, match="disk full"):
         build_index(tiny)
     monkeypatch.undo()
     assert current_path(tiny.index_dir) == before
     loaded = load_index(tiny)
-    assert loaded.path == before and not any("Geneva" in n.text for n in loaded.nodes)
+    assert loaded.path == before and not any("Geneva" in n.text for n in all_passages(loaded))
     assert not [p for p in (tiny.index_dir / "builds").iterdir() if p.name.startswith(".tmp")]
     assert not [p for p in tiny.index_dir.iterdir() if ".tmp" in p.name]
 
@@ -161,8 +218,9 @@ def test_a_build_is_on_disk_before_it_is_published(tiny, monkeypatch):
     assert len(renames) == 1 and len(swaps) == 1 and renames[0] < swaps[0]
     synced_before = {what for kind, what in events[: renames[0]] if kind == "fsync"}
     tmp_name = events[renames[0]][1].split(" -> ")[0]
-    for path in report.path.rglob("*"):
-        assert str(path).replace(str(report.path), tmp_name) in synced_before, path
+    build_path = tiny.index_dir / "builds" / report.build_id
+    for path in build_path.rglob("*"):
+        assert str(path).replace(str(build_path), tmp_name) in synced_before, path
     index_dir = str(tiny.index_dir.resolve())
     assert ("fsync", index_dir) in events[renames[0]: swaps[0]]  # the new link is on disk before the swap
     assert ("fsync", index_dir) in events[swaps[0]:]  # and the swap itself after it

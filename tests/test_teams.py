@@ -36,21 +36,21 @@ DOCS = Path(__file__).resolve().parent.parent / "README.md"
 
 
 @pytest.fixture(scope="module")
-def teams_settings(fixture_settings):
-    return fixture_settings.model_copy(
+def teams_settings(fast_settings):
+    return fast_settings.model_copy(
         update={"api_keys": "some-api-key", "teams_secret": SecretStr(SAMPLE_SECRET), "rate_limit_per_minute": 10_000}
     )
 
 
 @pytest.fixture(scope="module")
-def client(fixture_service, teams_settings):
-    with TestClient(create_app(fixture_service, teams_settings)) as c:
+def client(fast_service, teams_settings):
+    with TestClient(create_app(fast_service, teams_settings)) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
-def catalog_ids(fixture_service):
-    return {d.id for d in fixture_service.documents()}
+def catalog_ids(fast_service):
+    return {d.id for d in fast_service.documents()}
 
 
 def fresh(body: str = SAMPLE_BODY, **fields) -> bytes:
@@ -166,9 +166,9 @@ def test_mention_only_gets_help(client):
     assert r.json()["type"] == "message" and "Ask me" in r.json()["text"]
 
 
-def test_no_secret_configured_is_503(fixture_service, fixture_settings):
-    settings = fixture_settings.model_copy(update={"teams_secret": None})
-    with TestClient(create_app(fixture_service, settings)) as c:
+def test_no_secret_configured_is_503(fast_service, fast_settings):
+    settings = fast_settings.model_copy(update={"teams_secret": None})
+    with TestClient(create_app(fast_service, settings)) as c:
         r = post(c, SAMPLE_BODY.encode(), f"HMAC {SAMPLE_SIGNATURE}")
     assert r.status_code == 503
     assert r.json()["error"]["code"] == "teams_disabled"

@@ -6,24 +6,28 @@ Mount it after the API routes are added; the paths the API owns never reach Grad
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
+from assistant.settings import Settings
 from ui.formatting import parse_auth
+
+if TYPE_CHECKING:
+    from assistant.service import AssistantService
 
 __all__ = ["mount_ui", "build_blocks", "parse_auth"]
 
 # The "Manage documents" tab (ui.admin) is shown to UI accounts named in ASSISTANT_UI_ADMINS.
 
 
-def build_blocks(service: Any, settings: Any):
+def build_blocks(service: AssistantService, settings: Settings):
     from ui.layout import build_blocks as _build
 
     return _build(service, settings)
 
 
-def mount_ui(app: FastAPI, service: Any, settings: Any, path: str = "/") -> FastAPI:
+def mount_ui(app: FastAPI, service: AssistantService, settings: Settings, path: str = "/") -> FastAPI:
     """Mount the chat UI on ``app`` at ``path``, behind :class:`ui.gate.UIGate`.
 
     With ``settings.ui_auth`` set, every UI route needs a login (see ``ui.gate``). The paths
@@ -39,16 +43,16 @@ def mount_ui(app: FastAPI, service: Any, settings: Any, path: str = "/") -> Fast
     from ui.formatting import parse_admins
     from ui.gate import UISessions
 
-    accounts = parse_auth(getattr(settings, "ui_auth", ""))
-    admin_key = getattr(settings, "admin_key", None)
-    sessions = UISessions(accounts, parse_admins(getattr(settings, "ui_admins", ""), accounts),
+    accounts = parse_auth(settings.ui_auth)
+    admin_key = settings.admin_key
+    sessions = UISessions(accounts, parse_admins(settings.ui_admins, accounts),
                           admin_enabled=bool(admin_key is not None and admin_key.get_secret_value()))
     app.state.ui_sessions = sessions
     app.include_router(admin.router)  # before Gradio's mount at "/", which would match every path
     # the admin view's upload gets the upload cap (the gate admits only administrators to it)
     app.state.upload_paths = set(getattr(app.state, "upload_paths", ())) | {admin.UPLOAD_PATH}
     demo = _build(service, settings, pool=getattr(app.state, "question_pool", None), sessions=sessions)
-    demo.queue(default_concurrency_limit=2, max_size=int(getattr(settings, "ui_queue_size", 16) or 16))
+    demo.queue(default_concurrency_limit=2, max_size=settings.ui_queue_size or 16)
     gr.mount_gradio_app(
         app,
         demo,
@@ -69,8 +73,8 @@ def mount_ui(app: FastAPI, service: Any, settings: Any, path: str = "/") -> Fast
     app.add_middleware(
         UIGate,
         sessions=sessions,
-        rate_limit_per_minute=int(getattr(settings, "rate_limit_per_minute", 120)),
-        session_hours=float(getattr(settings, "ui_session_hours", 12.0)),
+        rate_limit_per_minute=settings.rate_limit_per_minute,
+        session_hours=settings.ui_session_hours,
     )
     return app
 

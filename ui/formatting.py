@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from assistant.records import Answer, Citation, PassageOut
+from assistant.render import answer_with_sources
 
 NOT_FOUND_TITLE = "Not found in the documents"
 
@@ -273,26 +274,9 @@ def sources_panel(sections: Iterable[str], shown: int | None = None) -> str:
 
 
 def copy_text(answer: Answer | Mapping[str, Any]) -> str:
-    """Plain text for an email: the answer, then numbered sources ``[n] Title, p. X``."""
+    """Plain text for an e-mail: the answer, then its numbered sources (``assistant.render``, as the CLI prints it)."""
     ans = answer if isinstance(answer, Answer) else Answer.model_validate(answer)
-    if not ans.answered:
-        lines = [f"{NOT_FOUND_TITLE}."]
-        if ans.passages:
-            lines += ["", "Closest passages (not an answer):"]
-            for i, p in enumerate(ans.passages, 1):
-                lines.append(f"{i}. {p.title}" + (f", p. {p.page}" if p.page is not None else ""))
-        return "\n".join(lines)
-    lines = [plain_text(ans.answer.strip())]
-    if ans.citations:
-        lines += ["", "Sources:"]
-        for c in ans.citations:
-            ref = f"[{c.n}] {c.title}"
-            if c.page is not None:
-                ref += f", p. {c.page}"
-            if c.section:
-                ref += f" ({c.section})"
-            lines.append(ref)
-    return "\n".join(lines)
+    return answer_with_sources(ans, markdown=False)
 
 
 # --- documents view -----------------------------------------------------------------------

@@ -19,7 +19,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from assistant.records import Answer, Feedback, Filters, Turn
-from assistant.service import NotReady
+from assistant.api.workers import QuestionPool
+from assistant.service import AssistantService, DocumentSummary, NotReady
+from assistant.settings import Settings
 from ui import formatting as fmt
 
 log = logging.getLogger(__name__)
@@ -27,18 +29,12 @@ log = logging.getLogger(__name__)
 STREAM_DELAY_S = 0.03
 """Pause between streamed pieces of the answer, so it visibly streams in."""
 
-EXAMPLE_QUESTIONS = [
-    "What did Denmark give IOM unearmarked in 2022?",
-    "How does the Swedish strategy want Sweden to get Swedes into IOM positions?",
-    "How many times was the Migration Emergency Funding Mechanism activated in 2019, and how much did it pay out?",
-    "När inrättades FN:s migrationsnätverk enligt strategin, och vilken roll har IOM i nätverket?",
-]
-
 ANY = ""
 
 
 class ChatHandlers:
-    def __init__(self, service: Any, settings: Any, stream_delay_s: float = STREAM_DELAY_S, pool: Any = None):
+    def __init__(self, service: AssistantService, settings: Settings, stream_delay_s: float = STREAM_DELAY_S,
+                 pool: QuestionPool | None = None):
         self.service = service
         self.settings = settings
         self.stream_delay_s = stream_delay_s
@@ -48,7 +44,7 @@ class ChatHandlers:
 
     # --- filters --------------------------------------------------------------------------
 
-    def documents(self) -> list[Any]:
+    def documents(self) -> list[DocumentSummary]:
         try:
             return list(self.service.documents())
         except Exception:  # the page must render even if the index is missing
@@ -88,9 +84,9 @@ class ChatHandlers:
         ``max_turn_chars`` per turn, ``max_history_chars`` in all) are passed on: the UI
         never sends the service a history the API would refuse with 413.
         """
-        max_turns = int(getattr(self.settings, "max_history_turns", 40) or 40)
-        per_turn = int(getattr(self.settings, "max_turn_chars", 4000) or 4000)
-        budget = int(getattr(self.settings, "max_history_chars", 16000) or 16000)
+        max_turns = self.settings.max_history_turns
+        per_turn = self.settings.max_turn_chars
+        budget = self.settings.max_history_chars
         pairs: list[tuple[Turn, Turn]] = []
         for ex in conv:
             ans = ex.get("answer")
@@ -134,7 +130,7 @@ class ChatHandlers:
 
     def _trimmed(self, conv: list[dict]) -> list[dict]:
         """Keep the last ``ui_max_exchanges`` exchanges (the state lives on the server: it must stay bounded)."""
-        keep = int(getattr(self.settings, "ui_max_exchanges", 30) or 30)
+        keep = self.settings.ui_max_exchanges or 30
         return conv[-keep:] if len(conv) > keep else conv
 
     def respond(
@@ -161,7 +157,7 @@ class ChatHandlers:
         if not question:
             yield out("")
             return
-        max_chars = getattr(self.settings, "max_question_chars", 2000)
+        max_chars = self.settings.max_question_chars
         if len(question) > max_chars:
             shown = question[:max_chars] + "…"
             conv.append({"question": shown, "answer": None, "error": "too long",
@@ -173,7 +169,7 @@ class ChatHandlers:
         yield out("", chat=self.chat_messages([*conv, pending]))
         try:
             filters = self.build_filters(document_ids, language, year)
-            k = int(top_k) if top_k else getattr(self.settings, "top_k", 5)
+            k = int(top_k) if top_k else self.settings.top_k
             k = max(1, min(k, 50))
             history = self.history_turns(conv)
             if self.pool is not None:

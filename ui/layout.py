@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import gradio as gr
 
+from assistant.api.workers import QuestionPool
+from assistant.service import AssistantService
+from assistant.settings import Settings
 from ui import formatting as fmt
-from ui.handlers import EXAMPLE_QUESTIONS, ChatHandlers
+from ui.gate import UISessions
+from ui.handlers import ChatHandlers
 
-TITLE = "IOM documents assistant"
 
 # System fonts only: the page must not reach for Google Fonts (the machine is offline).
 THEME = gr.themes.Soft(
@@ -118,19 +119,19 @@ COPY_JS = """
 """
 
 
-def build_blocks(service: Any, settings: Any, handlers: ChatHandlers | None = None, pool: Any = None,
-                 sessions: Any = None) -> gr.Blocks:
+def build_blocks(service: AssistantService, settings: Settings, handlers: ChatHandlers | None = None,
+                 pool: QuestionPool | None = None, sessions: UISessions | None = None) -> gr.Blocks:
     from ui import admin
 
     h = handlers or ChatHandlers(service, settings, pool=pool)
-    top_k_default = int(getattr(settings, "top_k", 5) or 5)
+    top_k_default = settings.top_k or 5
 
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    with gr.Blocks(title=settings.ui_title, analytics_enabled=False) as demo:
         conv = gr.State([])
         with gr.Row(elem_id="app-head"):
-            sign_out = ' <a href="/logout" id="sign-out">Sign out</a>' if getattr(settings, "ui_auth", "") else ""
+            sign_out = ' <a href="/logout" id="sign-out">Sign out</a>' if settings.ui_auth else ""
             gr.HTML(
-                f"<h1>{TITLE}</h1><p>Answers only from the indexed documents, with the passage behind every claim. "
+                f"<h1>{fmt.esc(settings.ui_title)}</h1><p>Answers only from the indexed documents, with the passage behind every claim. "
                 f"Runs offline.{sign_out}</p>"
             )
         with gr.Tabs():
@@ -158,7 +159,7 @@ def build_blocks(service: Any, settings: Any, handlers: ChatHandlers | None = No
                                 max_lines=4,
                             )
                             send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
-                        gr.Examples(examples=[[q] for q in EXAMPLE_QUESTIONS], inputs=[question], label="Example questions")
+                        gr.Examples(examples=[[q] for q in settings.ui_example_questions], inputs=[question], label="Example questions")
                         with gr.Row():
                             comment = gr.Textbox(
                                 label="Comment on an answer (optional)",

@@ -7,11 +7,10 @@ The server (``assistant.server``) adds the UI and runs uvicorn.
 from __future__ import annotations
 
 import logging
-from typing import Any
-
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
+from assistant.service import AssistantService
 from assistant.settings import Settings
 
 log = logging.getLogger("assistant.api")
@@ -33,7 +32,7 @@ requests per key per minute give 429 with `Retry-After`.
 """
 
 
-def create_app(service: Any, settings: Settings, *, max_body_bytes: int | None = None) -> FastAPI:
+def create_app(service: AssistantService, settings: Settings, *, max_body_bytes: int | None = None) -> FastAPI:
     """Build the API around a (loaded or loading) ``AssistantService``.
 
     ``/readyz`` and every service endpoint answer 503 until ``service.ready`` is true.
@@ -41,6 +40,7 @@ def create_app(service: Any, settings: Settings, *, max_body_bytes: int | None =
     from assistant import __version__
     from assistant.api import ask, documents, feedback, health, openai_compat, search, teams
     from assistant.api.errors import install_error_handlers
+    from assistant.api.limits import UploadAwareBodyLimit
     from assistant.api.metrics import Metrics, MetricsMiddleware
     from assistant.api.security import TokenBucket
 
@@ -57,18 +57,17 @@ def create_app(service: Any, settings: Settings, *, max_body_bytes: int | None =
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.rate_limiter = TokenBucket(settings.rate_limit_per_minute)
-    failed = int(getattr(settings, "failed_auth_per_minute", 30))
-    app.state.failed_auth = TokenBucket(failed if settings.rate_limit_per_minute > 0 else 0)
+    app.state.failed_auth = TokenBucket(settings.failed_auth_per_minute if settings.rate_limit_per_minute > 0 else 0)
     from assistant.api.replay import MemoryReplayCache
 
     # Signed Teams requests already seen (webhook and bot): a replay is 409. Per process; see replay.py.
-    app.state.replay_cache = MemoryReplayCache(int(getattr(settings, "replay_cache_entries", 100_000)))
+    app.state.replay_cache = MemoryReplayCache(settings.replay_cache_entries)
     from assistant.api.workers import QuestionPool
 
     app.state.question_pool = QuestionPool(
-        workers=int(getattr(settings, "ask_workers", 2)),
-        queue_size=int(getattr(settings, "ask_queue_size", 64)),
-        deadline_s=float(getattr(settings, "ask_deadline_s", 8.0)),
+        workers=settings.ask_workers,
+        queue_size=settings.ask_queue_size,
+        deadline_s=settings.ask_deadline_s,
     )
 
     install_error_handlers(app)
@@ -84,10 +83,10 @@ def create_app(service: Any, settings: Settings, *, max_body_bytes: int | None =
     app.include_router(bot.router)  # POST /api/messages: the Teams bot (Agents SDK)
     app.state.bot = None  # built on the first request from the ASSISTANT_BOT_* settings
 
-    limit = max_body_bytes or int(getattr(settings, "max_body_bytes", 0) or DEFAULT_MAX_BODY_BYTES)
+    limit = max_body_bytes or settings.max_body_bytes or DEFAULT_MAX_BODY_BYTES
     # Order: the last added runs first. Metrics see every response, including 413s and CORS.
     # POST /v1/documents gets the upload cap (ASSISTANT_MAX_UPLOAD_BYTES); every other body the limit above.
-    app.add_middleware(uploads.UploadAwareBodyLimit, max_bytes=limit, upload_max_bytes=settings.max_upload_bytes)
+    app.add_middleware(UploadAwareBodyLimit, max_bytes=limit, upload_max_bytes=settings.max_upload_bytes)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(

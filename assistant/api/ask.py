@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
 from assistant.api import deps
+from assistant.service import AssistantService
+from assistant.api.workers import QuestionPool
 from assistant.api.metrics import Metrics
 from assistant.api.models import ASK_EVENT_SCHEMA, AskRequest, error_responses
 from assistant.api.render import SSE_HEADERS, deltas, sse
@@ -60,10 +62,10 @@ async def answer_events(answer: Answer) -> AsyncIterator[str]:
 )
 async def ask(
     body: AskRequest,
-    service: Any = Depends(deps.get_service),
+    service: AssistantService = Depends(deps.get_service),
     settings: Settings = Depends(deps.get_settings),
     metrics: Metrics = Depends(deps.get_metrics),
-    pool: Any = Depends(deps.get_pool),
+    pool: QuestionPool = Depends(deps.get_pool),
 ) -> Any:
     question = deps.check_question(body.question, settings)
     history = deps.check_history(body.history, settings)

@@ -35,10 +35,11 @@ from fastapi.responses import JSONResponse, Response
 from assistant.api import deps
 from assistant.api.bot_auth import BOT_FRAMEWORK_ISSUER, BotAuthError, BotConnectorAuth
 from assistant.api.errors import ApiError
-from assistant.api.render import location, one_line
+from assistant.render import location, one_line
 from assistant.api.models import error_responses
 from assistant.api.teams import HELP_TEXT, question_from_text
 from assistant.records import Answer, Feedback, Turn
+from assistant.service import AssistantService
 from assistant.settings import Settings
 
 log = logging.getLogger("assistant.api")
@@ -214,7 +215,7 @@ class AssistantBot:
         self._background: set[asyncio.Task] = set()
 
     @property
-    def service(self) -> Any:
+    def service(self) -> AssistantService:
         return self._state.service
 
     # -- turns --------------------------------------------------------------------------------
@@ -266,7 +267,7 @@ class AssistantBot:
 
         try:
             service = self.service
-            if not getattr(service, "ready", False):
+            if not service.ready:
                 return Activity(type=ActivityTypes.message, text="The index is still loading; please ask again shortly.")
             answer = await deps.ask(service, question, self.settings.top_k, None, history)
         except ApiError as exc:

@@ -12,26 +12,12 @@ from starlette.concurrency import run_in_threadpool
 
 from assistant.api.errors import ApiError
 from assistant.api.metrics import Metrics
+from assistant.api.workers import Overloaded, QuestionPool, takes_deadline
 from assistant.records import Answer, Filters, Turn
+from assistant.service import AssistantService, DeadlineExceeded, NotFound, NotReady
 from assistant.settings import Settings
 
 T = TypeVar("T")
-
-
-def not_found_types() -> tuple[type[BaseException], ...]:
-    try:
-        from assistant.service import NotFound
-    except ImportError:
-        return ()
-    return (NotFound,)
-
-
-def not_ready_types() -> tuple[type[BaseException], ...]:
-    try:
-        from assistant.service import NotReady
-    except ImportError:
-        return ()
-    return (NotReady,)
 
 
 def get_settings(request: Request) -> Settings:
@@ -42,19 +28,13 @@ def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
-def get_pool(request: Request) -> Any:
-    """The bounded question executor (``assistant.api.workers.QuestionPool``), or None."""
-    return getattr(request.app.state, "question_pool", None)
+def get_pool(request: Request) -> QuestionPool:
+    """The bounded question executor every question goes through."""
+    return request.app.state.question_pool
 
 
 def busy_error(exc: BaseException) -> ApiError | None:
     """503 with Retry-After for a full queue or a question past its deadline; None for anything else."""
-    from assistant.api.workers import Overloaded
-
-    try:
-        from assistant.service import DeadlineExceeded
-    except ImportError:  # pragma: no cover
-        DeadlineExceeded = TimeoutError  # type: ignore[misc,assignment]
     if isinstance(exc, Overloaded):
         return ApiError(503, "overloaded", "The server is answering as many questions as it can; retry shortly.",
                         headers={"Retry-After": "2"})
@@ -64,15 +44,13 @@ def busy_error(exc: BaseException) -> ApiError | None:
     return None
 
 
-async def run_question(pool: Any, fn: Callable[..., T], *args: Any, deadline: float | None = None,
+async def run_question(pool: QuestionPool | None, fn: Callable[..., T], *args: Any, deadline: float | None = None,
                        what: str = "item", **kwargs: Any) -> T:
-    """``call_service(fn, ...)`` on the bounded executor (or the threadpool when there is none)."""
-    from assistant.api.workers import _takes_deadline
-
+    """``call_service(fn, ...)`` on the bounded executor (None: the threadpool, as the bot's turns run)."""
     if pool is None:
         return await call_service_async(fn, *args, what=what, **kwargs)
     deadline = pool.deadline() if deadline is None else deadline
-    if _takes_deadline(fn):
+    if takes_deadline(fn):
         kwargs["deadline"] = deadline
     job = functools.partial(call_service, fn, *args, what=what, **kwargs)
     try:
@@ -86,26 +64,25 @@ async def run_question(pool: Any, fn: Callable[..., T], *args: Any, deadline: fl
         raise mapped from None
 
 
-def get_service(request: Request) -> Any:
+def get_service(request: Request) -> AssistantService:
     """The loaded service; 503 (with Retry-After) while the index is still loading."""
-    service = request.app.state.service
-    if not getattr(service, "ready", False):
+    service: AssistantService = request.app.state.service
+    if not service.ready:
         raise ApiError(503, "not_ready", "The index is still loading; retry shortly.", headers={"Retry-After": "5"})
     return service
 
 
 def call_service(fn: Callable[..., T], *args: Any, what: str = "item", **kwargs: Any) -> T:
     """Call the service, mapping NotFound to 404 and bad-input ValueErrors to 400."""
-    nf, nr = not_found_types(), not_ready_types()
     try:
         return fn(*args, **kwargs)
     except ApiError:
         raise
     except Exception as exc:
-        if nf and isinstance(exc, nf):
+        if isinstance(exc, NotFound):
             text = str(exc.args[0]) if exc.args else ""
             raise ApiError(404, "not_found", text if " " in text else f"No such {what}: {text}".rstrip(": ")) from None
-        if nr and isinstance(exc, nr):
+        if isinstance(exc, NotReady):
             raise ApiError(503, "not_ready", "The index is still loading; retry shortly.", headers={"Retry-After": "5"})
         if isinstance(exc, ValueError) and not isinstance(exc, ValidationError):
             # Bad input the service rejected (a pydantic ValidationError is our bug: 500).
@@ -135,9 +112,7 @@ def check_history(history: list[Turn] | None, settings: Settings) -> list[Turn] 
     """413 ``history_too_long`` for too many turns, a turn too long, or too much history in all."""
     if not history:
         return None
-    max_turns = int(getattr(settings, "max_history_turns", 40))
-    per_turn = int(getattr(settings, "max_turn_chars", 4000))
-    total_cap = int(getattr(settings, "max_history_chars", 16000))
+    max_turns, per_turn, total_cap = settings.max_history_turns, settings.max_turn_chars, settings.max_history_chars
     if len(history) > max_turns:
         raise ApiError(413, "history_too_long", f"The history has {len(history)} turns; the limit is {max_turns}.")
     total = 0
@@ -154,16 +129,13 @@ def check_history(history: list[Turn] | None, settings: Settings) -> list[Turn] 
 
 
 async def ask(
-    service: Any,
+    service: AssistantService,
     question: str,
     top_k: int,
     filters: Filters | None,
     history: list[Turn] | None,
-    pool: Any = None,
+    pool: QuestionPool | None = None,
     deadline: float | None = None,
 ) -> Answer:
-    answer = await run_question(pool, service.ask, question, deadline=deadline, top_k=top_k, filters=filters,
-                                history=history or None)
-    if not isinstance(answer, Answer):  # tolerate a subclass or a dict from the service
-        answer = Answer.model_validate(answer if isinstance(answer, dict) else answer.model_dump())
-    return answer
+    return await run_question(pool, service.ask, question, deadline=deadline, top_k=top_k, filters=filters,
+                              history=history or None)

@@ -10,9 +10,11 @@ from fastapi import APIRouter, Depends, Path, Request
 from starlette.concurrency import run_in_threadpool
 
 from assistant.api import deps
+from assistant.service import AssistantService
 from assistant.api.errors import ApiError
 from assistant.api.models import DocumentList, DocumentOut, ReloadResponse, error_responses
 from assistant.service import PassageDetail
+from assistant.store import IndexUnavailable
 from assistant.api.security import require_admin_key, require_api_key
 
 log = logging.getLogger("assistant.api")
@@ -21,19 +23,15 @@ router = APIRouter(prefix="/v1", tags=["documents"], dependencies=[Depends(requi
 admin_router = APIRouter(prefix="/v1", tags=["admin"])
 
 
-def _dump(obj: Any) -> Any:
-    return obj if isinstance(obj, dict) else obj.model_dump()
-
-
 @router.get(
     "/documents",
     response_model=DocumentList,
     summary="The catalog, with passage counts",
     responses=error_responses(401, 429, 503),
 )
-async def list_documents(service: Any = Depends(deps.get_service)) -> Any:
+async def list_documents(service: AssistantService = Depends(deps.get_service)) -> Any:
     docs = await deps.call_service_async(service.documents)
-    return {"documents": [_dump(d) for d in docs]}
+    return {"documents": [d.model_dump() for d in docs]}
 
 
 @router.get(
@@ -44,9 +42,9 @@ async def list_documents(service: Any = Depends(deps.get_service)) -> Any:
 )
 async def get_document(
     document_id: str = Path(max_length=200, examples=["dk-2023-2026"]),
-    service: Any = Depends(deps.get_service),
+    service: AssistantService = Depends(deps.get_service),
 ) -> Any:
-    return _dump(await deps.call_service_async(service.document, document_id, what="document"))
+    return (await deps.call_service_async(service.document, document_id, what="document")).model_dump()
 
 
 @router.get(
@@ -57,9 +55,9 @@ async def get_document(
 )
 async def get_passage(
     passage_id: str = Path(max_length=300),
-    service: Any = Depends(deps.get_service),
+    service: AssistantService = Depends(deps.get_service),
 ) -> Any:
-    return _dump(await deps.call_service_async(service.passage, passage_id, what="passage"))
+    return (await deps.call_service_async(service.passage, passage_id, what="passage")).model_dump()
 
 
 @admin_router.post(
@@ -72,17 +70,13 @@ async def get_passage(
 )
 async def reload_index(request: Request) -> Any:
     """Works before the first load succeeded too (e.g. the server started before `assistant index`)."""
-    service = request.app.state.service
-    if service is None:
-        raise ApiError(503, "not_ready", "The service is not set up yet; retry shortly.", headers={"Retry-After": "5"})
+    service: AssistantService = request.app.state.service
     start = time.perf_counter()
     try:
         await run_in_threadpool(service.reload)
     except Exception as exc:  # the old index (if any) keeps serving: reload swaps only after a full load
-        from assistant.indexing import IndexUnavailable
-
         log.error("index reload failed: %s", exc, exc_info=not isinstance(exc, IndexUnavailable))
         message = str(exc) if isinstance(exc, IndexUnavailable) else "the index on disk could not be loaded"
-        still = "the previous index is still serving" if getattr(service, "ready", False) else "no index is loaded"
+        still = "the previous index is still serving" if service.ready else "no index is loaded"
         raise ApiError(409, "reload_failed", f"Reload failed ({message}); {still}.") from None
     return {"status": "reloaded", "took_ms": round((time.perf_counter() - start) * 1000, 1)}

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from assistant.api import deps
+from assistant.service import AssistantService
 from assistant.api.models import FeedbackAck, FeedbackRequest, error_responses
 from assistant.api.security import require_api_key
 from assistant.records import Feedback
@@ -22,6 +23,6 @@ router = APIRouter(prefix="/v1", tags=["feedback"], dependencies=[Depends(requir
     description="Appended as one JSON line to the feedback log, which `assistant eval` can turn into test cases.",
     responses=error_responses(401, 413, 422, 429, 503),
 )
-async def feedback(body: FeedbackRequest, service: Any = Depends(deps.get_service)) -> Any:
+async def feedback(body: FeedbackRequest, service: AssistantService = Depends(deps.get_service)) -> Any:
     await deps.call_service_async(service.feedback, Feedback(**body.model_dump()))
     return {"status": "recorded"}

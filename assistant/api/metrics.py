@@ -1,11 +1,10 @@
-"""Prometheus metrics (one registry per app) and the ASGI middlewares that feed them.
+"""Prometheus metrics (one registry per app) and the ASGI middleware that feeds them.
 
-Also home to the body-size limit, because both wrap the raw ASGI exchange.
+Also which paths the API owns (``is_api_path``), which the metrics label and the UI mount skip.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -16,7 +15,6 @@ log = logging.getLogger("assistant.api")
 
 # Paths the API owns, always, even with the UI mounted at "/": these never reach Gradio.
 API_PATHS = ("/v1", "/teams", "/api/messages", "/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json")
-API_PREFIXES = API_PATHS  # (old name)
 
 # Methods counted under their own name in the metrics; anything else is "other", so an
 # invented method cannot create new series.
@@ -101,69 +99,3 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             observe()
-
-
-class BodyLimitMiddleware:
-    """Answers 413 for request bodies over ``max_bytes`` (declared or actually sent), on every path:
-    the API's and the UI's (Gradio's routes included)."""
-
-    def __init__(self, app: Any, max_bytes: int):
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def _too_large(self, send: Any) -> None:
-        body = json.dumps(
-            {
-                "error": {
-                    "code": "payload_too_large",
-                    "message": f"Request body is larger than the limit of {self.max_bytes} bytes.",
-                }
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = 0
-                if declared > self.max_bytes:
-                    await self._too_large(send)
-                    return
-        # Buffer the body (bounded) so a client that lies about its length cannot get past.
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._too_large(send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = {"done": False}
-
-        async def replay() -> dict:
-            if not replayed["done"]:
-                replayed["done"] = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)

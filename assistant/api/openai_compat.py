@@ -15,10 +15,13 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
 from assistant.api import deps
+from assistant.service import AssistantService
+from assistant.api.workers import QuestionPool
 from assistant.api.errors import ApiError
 from assistant.api.metrics import Metrics
 from assistant.api.models import CHAT_CHUNK_EVENT_SCHEMA, ChatCompletionRequest, ChatCompletionResponse, error_responses
-from assistant.api.render import SSE_HEADERS, answer_with_sources, deltas, sse
+from assistant.api.render import SSE_HEADERS, deltas, sse
+from assistant.render import answer_with_sources
 from assistant.api.security import require_api_key
 from assistant.records import Answer, Turn
 from assistant.settings import Settings
@@ -106,10 +109,10 @@ async def _chunks(cid: str, created: int, model: str, answer: Answer, content: s
 )
 async def chat_completions(
     body: ChatCompletionRequest,
-    service: Any = Depends(deps.get_service),
+    service: AssistantService = Depends(deps.get_service),
     settings: Settings = Depends(deps.get_settings),
     metrics: Metrics = Depends(deps.get_metrics),
-    pool: Any = Depends(deps.get_pool),
+    pool: QuestionPool = Depends(deps.get_pool),
 ) -> Any:
     check_supported(body)
     question, history = split_messages(body)

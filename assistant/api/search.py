@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from assistant.api import deps
+from assistant.service import AssistantService
+from assistant.api.workers import QuestionPool
 from assistant.api.models import SearchRequest, SearchResponse, error_responses
 from assistant.api.security import require_api_key
 from assistant.settings import Settings
@@ -22,10 +24,10 @@ router = APIRouter(prefix="/v1", tags=["retrieval"], dependencies=[Depends(requi
 )
 async def search(
     body: SearchRequest,
-    service: Any = Depends(deps.get_service),
+    service: AssistantService = Depends(deps.get_service),
     settings: Settings = Depends(deps.get_settings),
-    pool: Any = Depends(deps.get_pool),
+    pool: QuestionPool = Depends(deps.get_pool),
 ) -> Any:
     query = deps.check_question(body.query, settings, field="query")
     passages = await deps.run_question(pool, service.search, query, top_k=body.top_k, filters=body.filters)
-    return {"query": query, "passages": [p if isinstance(p, dict) else p.model_dump() for p in passages]}
+    return {"query": query, "passages": [p.model_dump() for p in passages]}

@@ -50,9 +50,9 @@ def check_bind(host: str, settings: Settings) -> None:
     """
     from ui.formatting import parse_admins, parse_auth  # raise ValueError naming ASSISTANT_UI_AUTH / _ADMINS
 
-    ui_on = bool(getattr(settings, "ui_enabled", True))
-    ui_accounts = parse_auth(getattr(settings, "ui_auth", "")) if ui_on else []
-    ui_admins = parse_admins(getattr(settings, "ui_admins", ""), ui_accounts) if ui_on else set()
+    ui_on = settings.ui_enabled
+    ui_accounts = parse_auth(settings.ui_auth) if ui_on else []
+    ui_admins = parse_admins(settings.ui_admins, ui_accounts) if ui_on else set()
     if ui_admins and not (settings.admin_key is not None and settings.admin_key.get_secret_value()):
         log.warning("ASSISTANT_UI_ADMINS is set but ASSISTANT_ADMIN_KEY is not: managing documents is off "
                     "in the UI as in the API.")

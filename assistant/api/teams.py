@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from assistant.api import deps
 from assistant.api.errors import ApiError
 from assistant.api.models import TeamsActivity, TeamsReply, error_responses
-from assistant.api.render import answer_with_sources
+from assistant.render import answer_with_sources
 from assistant.api.security import _limit
 
 log = logging.getLogger("assistant.api")
@@ -170,7 +170,7 @@ async def teams_webhook(request: Request) -> Any:
         }
     # The deadline is enforced inside the service (work is dropped, not abandoned on a thread).
     pool = deps.get_pool(request)
-    deadline = time.monotonic() + min(TEAMS_TIMEOUT_S, float(getattr(settings, "ask_deadline_s", TEAMS_TIMEOUT_S)))
+    deadline = time.monotonic() + min(TEAMS_TIMEOUT_S, settings.ask_deadline_s)
     try:
         answer = await deps.ask(service, question, settings.top_k, None, None, pool=pool, deadline=deadline)
     except ApiError as exc:

@@ -40,11 +40,12 @@ from assistant.api.models import error_responses
 from assistant.api.security import require_admin_key, require_api_key
 from assistant.catalog import CATALOG_FILE, CatalogError, load_catalog
 from assistant.records import DocumentInfo
+from assistant.text import YEAR_IN_NAME
+from assistant.service import AssistantService
 from assistant.settings import Settings
 
 log = logging.getLogger("assistant.api")
 
-UPLOAD_PATH = "/v1/documents"
 STAGING_DIR = ".uploads"
 TRASH_DIR = ".trash"
 KEEP_JOBS = 50
@@ -202,7 +203,7 @@ class IndexJobs:
         self._worker: threading.Thread | None = None
 
     @property
-    def service(self) -> Any:
+    def service(self) -> AssistantService:
         return self._state.service
 
     @property
@@ -255,26 +256,21 @@ class IndexJobs:
 
     # -- status -------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        from assistant.indexing import read_manifest
-
         with self._lock:
             jobs = sorted(self._jobs.values(), key=lambda j: j.created_at, reverse=True)
             running = any(j.state == "running" for j in jobs)
             queued = sum(j.state == "queued" for j in jobs)
             listed = [j.public() for j in jobs]
-        manifest = read_manifest(Path(self.settings.index_dir)) or {}
+        service = self.service
+        manifest = service.parts().store.manifest() if service.ready else {}
         index = {
-            "build": Path(str(self.service_path() or "")).name or None,
+            "build": service.build_id,
             "passages": manifest.get("passage_count"),
             "documents": len(manifest.get("indexed_documents", [])),
             "created_at": manifest.get("created_at"),
         }
         return {"state": "running" if running else "queued" if queued else "idle", "queued": queued,
                 "index": index, "jobs": listed}
-
-    def service_path(self) -> Path | None:
-        state = getattr(self.service, "_state", None)
-        return getattr(getattr(state, "index", None), "path", None)
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
@@ -383,7 +379,7 @@ class IndexJobs:
             job.passages_embedded += advance
 
         report = build_index(self.settings, progress=progress, on_document=on_document)
-        job.build = report.path.name if report.path else None
+        job.build = report.build_id
         job.phase = "reloading"
         self.service.reload()
         job.message = (f"indexed {report.passages} passages from {report.documents} documents "
@@ -395,37 +391,6 @@ def get_jobs(request: Request) -> IndexJobs:
     if jobs is None:
         jobs = request.app.state.index_jobs = IndexJobs(request.app.state)
     return jobs
-
-
-# --- body limit: uploads get their own cap --------------------------------------------------
-
-
-class UploadAwareBodyLimit:
-    """The API's body limit, except ``POST /v1/documents``, which may be as large as the upload cap; so may
-    the paths in ``app.state.upload_paths`` (the UI admin view adds its ``POST /ui-admin/documents``, which
-    the UI gate lets through only for an administrator, and only when the UI is mounted)."""
-
-    def __init__(self, app: Any, max_bytes: int, upload_max_bytes: int):
-        from assistant.api.metrics import BodyLimitMiddleware
-
-        self.default = BodyLimitMiddleware(app, max_bytes=max_bytes)
-        # Multipart framing and the catalog fields come on top of the file itself.
-        self.upload = BodyLimitMiddleware(app, max_bytes=upload_max_bytes + 64 * 1024)
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope.get("method") == "POST" and self._is_upload(scope):
-            await self.upload(scope, receive, send)
-        else:
-            await self.default(scope, receive, send)
-
-
-    @staticmethod
-    def _is_upload(scope: dict) -> bool:
-        path = scope.get("path")
-        if path == UPLOAD_PATH:
-            return True
-        app = scope.get("app")
-        return path in getattr(getattr(app, "state", None), "upload_paths", ())
 
 
 # --- routes --------------------------------------------------------------------------------
@@ -524,7 +489,7 @@ async def upload_document(
                        "Invalid request: id: use 1-80 lowercase letters, digits and dashes, starting with a letter or digit")
     year_value = _optional_int(year, "year")
     if year_value is None:
-        found = re.findall(r"(?:19|20)\d\d", period or stem)
+        found = YEAR_IN_NAME.findall(period or stem)
         year_value = int(found[0]) if found else None
     try:
         doc = DocumentInfo(

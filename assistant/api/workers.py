@@ -19,6 +19,8 @@ import threading
 import time
 from typing import Any, Callable, TypeVar
 
+from assistant.service import DeadlineExceeded
+
 log = logging.getLogger("assistant.api")
 
 T = TypeVar("T")
@@ -28,13 +30,7 @@ class Overloaded(RuntimeError):
     """Every worker is busy and the queue is full."""
 
 
-def _deadline_exceeded() -> type[BaseException]:
-    from assistant.service import DeadlineExceeded
-
-    return DeadlineExceeded
-
-
-def _takes_deadline(fn: Callable[..., Any]) -> bool:
+def takes_deadline(fn: Callable[..., Any]) -> bool:
     try:
         return "deadline" in inspect.signature(fn).parameters
     except (TypeError, ValueError):
@@ -63,12 +59,12 @@ class QuestionPool:
             raise Overloaded(f"all {self.workers} workers are busy and {self.queue_size} questions are waiting")
         with self._lock:
             self.in_flight += 1
-        if _takes_deadline(fn):
+        if takes_deadline(fn):
             kwargs["deadline"] = deadline
 
         def job() -> T:
             if time.monotonic() > deadline:  # waited in the queue past its deadline: do nothing
-                raise _deadline_exceeded()("the question ran out of time (queued)")
+                raise DeadlineExceeded("the question ran out of time (queued)")
             return fn(*args, **kwargs)
 
         try:
@@ -88,7 +84,7 @@ class QuestionPool:
         future.cancel()  # not started yet: it never will be
         with self._lock:
             self.expired += 1
-        return _deadline_exceeded()("the question ran out of time")
+        return DeadlineExceeded("the question ran out of time")
 
     async def run(self, fn: Callable[..., T], *args: Any, deadline: float | None = None, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` on a worker, awaited until ``deadline`` (default: now + deadline_s)."""

@@ -16,11 +16,11 @@ catalog (``corpus/catalog.toml``) maps all three to the document id used in pass
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from assistant.catalog import CatalogError, read_catalog
 from assistant.evals.metrics import UNANSWERABLE
 from assistant.records import Turn
 
@@ -141,16 +141,16 @@ def load_cases(paths: list[Path], doc_ids: dict[str, str] | None = None) -> list
 def catalog_doc_ids(catalog_path: Path) -> dict[str, str]:
     """Map seed file name, corpus file name and id of every catalog entry to the document id."""
     try:
-        data = tomllib.loads(Path(catalog_path).read_text(encoding="utf-8"))
+        docs = read_catalog(Path(catalog_path))
     except FileNotFoundError:
         raise CaseError(f"{catalog_path}: no catalog") from None
-    except tomllib.TOMLDecodeError as e:
-        raise CaseError(f"{catalog_path}: invalid TOML: {e}") from None
+    except CatalogError as e:
+        raise CaseError(f"invalid catalog: {e}") from None
     out: dict[str, str] = {}
-    for d in data.get("documents", []):
-        for key in ("id", "file", "seed"):
-            if d.get(key):
-                out[d[key]] = d["id"]
+    for d in docs:
+        for key in (d.id, d.file, d.seed):
+            if key:
+                out[key] = d.id
     return out
 
 
@@ -168,15 +168,15 @@ def catalog_doc_texts(catalog_path: Path) -> dict[str, str]:
     from assistant.evals.metrics import norm
 
     try:
-        data = tomllib.loads(Path(catalog_path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+        docs = read_catalog(Path(catalog_path))
+    except (OSError, CatalogError):
         return {}
     out = {}
-    for d in data.get("documents", []):
-        f = Path(catalog_path).parent / d.get("file", "")
+    for d in docs:
+        f = Path(catalog_path).parent / d.file
         if f.suffix.lower() in TEXT_SUFFIXES and f.is_file():
             try:
-                out[d["id"]] = norm(f.read_text(encoding="utf-8"))
+                out[d.id] = norm(f.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError):
                 pass
     return out

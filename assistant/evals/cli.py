@@ -212,10 +212,10 @@ def eval_main(
         backend = f"http {url}"
     else:
         try:
+            from assistant.compose import build_service
             from assistant.evals.runner import ServiceAsker
-            from assistant.service import AssistantService
 
-            service = AssistantService(settings)
+            service = build_service(settings)
             with console.status("loading the index and models"):
                 service.load()
         except Exception as e:  # noqa: BLE001 - a clear message, not a stack trace
@@ -277,8 +277,8 @@ def train_ranker_cmd(
     """Learn the evidence ranker and its refusal threshold from the training cases."""
     from assistant.evals.cases import CaseError, catalog_doc_ids, load_cases
     from assistant.evals.train_ranker import HELDOUT_NAME, TrainingError, collect, train
+    from assistant.compose import build_service
     from assistant.ranker import MODEL_FILE, Ranker
-    from assistant.service import AssistantService
 
     settings = get_settings()
     console = make_console()
@@ -293,7 +293,7 @@ def train_ranker_cmd(
     except CaseError as e:
         console.print(f"[red]error:[/red] {e}", highlight=False)
         raise typer.Exit(EXIT_ERROR) from None
-    service = AssistantService(settings, ranker=Ranker.prior())
+    service = build_service(settings, ranker=Ranker.prior())
     with console.status("loading the index and models"):
         service.load()
     examples = collect(service, cases, top_k or settings.top_k)

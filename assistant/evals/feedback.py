@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from assistant.evals.cases import CaseError, read_jsonl
 from assistant.evals.metrics import norm
+from assistant.lexical import looks_swedish
 from assistant.records import Feedback
 
-_SV_HINT = re.compile(r"[åäö]|\b(och|vad|hur|vilka|vilken|är|som|för|till|med|strategin)\b", re.IGNORECASE)
-
-
 def _lang(text: str) -> str:
-    return "sv" if len(_SV_HINT.findall(text)) >= 2 else "en"
+    return "sv" if looks_swedish(text) else "en"
 
 
 def _case_id(question: str) -> str:

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from assistant.evals import metrics as m
 from assistant.evals.cases import EvalCase, gold_doc_ids
 from assistant.records import Answer, PassageOut, Turn
+
+if TYPE_CHECKING:
+    from assistant.service import AssistantService
 
 
 @runtime_checkable
@@ -43,7 +46,7 @@ class AskError(RuntimeError):
 class ServiceAsker:
     """In process: the loaded ``AssistantService``."""
 
-    def __init__(self, service) -> None:
+    def __init__(self, service: AssistantService) -> None:
         self.service = service
 
     def ask(self, question: str, top_k: int, history: Sequence[Turn] = ()) -> Answer:

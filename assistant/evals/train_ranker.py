@@ -72,7 +72,7 @@ def label(cand: Candidate, case: EvalCase) -> int:
 def collect(service, cases: Sequence[EvalCase], top_k: int) -> Examples:
     """Features and labels of every candidate span, through the loaded service's retriever; and how
     to tell whether the answer the answerer would compose from a ranking is correct."""
-    state = service._current()
+    state = service.parts()
     xs, ys, groups = [], [], []
     per_case: list[tuple[QueryPlan, list[Candidate], list[list[Candidate]]]] = []
     for i, case in enumerate(cases):
