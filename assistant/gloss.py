@@ -64,6 +64,12 @@ def senses() -> dict[str, list[str]]:
     return {sv: en for sv, en in table.items() if en}
 
 
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """The single English words the lexicons give as senses: a word list of English."""
+    return frozenset(e for options in senses().values() for e in options if e.isalpha())
+
+
 def _pick(options: list[str], commonness: Commonness | None) -> str:
     return max(options, key=commonness) if commonness and len(options) > 1 else options[0]
 

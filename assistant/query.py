@@ -13,6 +13,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from assistant.conversation import resolve
+from assistant.gloss import english_words
 from assistant.names import named_terms
 from assistant.lexical import STOPWORDS, gloss_english, gloss_swedish, looks_swedish, query_tokens, stem, words
 from assistant.records import DocumentInfo, Turn
@@ -130,13 +131,32 @@ def term_groups(text: str) -> list[frozenset[str]]:
 MAX_TYPO_CANDIDATES = 12
 
 
-def correct_typos(ws: list[str], vocabulary: set[str], choices: list[str]) -> dict[str, str]:
-    """Map unknown words (5+ letters) to a vocabulary word one or two edits away."""
+@dataclass(frozen=True)
+class Vocabulary:
+    """The words of the passages, for typo correction: as a set, sorted, and their stems."""
+
+    words: frozenset[str]
+    choices: list[str]
+    stems: frozenset[str]
+
+    @classmethod
+    def of(cls, ws: set[str] | frozenset[str]) -> "Vocabulary":
+        return cls(frozenset(ws), sorted(ws), frozenset(stem(w) for w in ws))
+
+    def knows(self, word: str) -> bool:
+        """A word of the passages, or an English word another form of which is ("rank" beside
+        "ranking"; but "staf" is no word, though "staffing" stems to it)."""
+        return word in self.words or (word in english_words() and stem(word) in self.stems)
+
+
+def correct_typos(ws: list[str], vocabulary: Vocabulary) -> dict[str, str]:
+    """Map unknown words (4+ letters, no form of them in the passages) to a vocabulary word one or
+    two edits away."""
     fixes: dict[str, str] = {}
-    unknown = [w for w in dict.fromkeys(ws) if not (len(w) < 4 or w[0].isdigit() or w in vocabulary or w in STOPWORDS)]
+    unknown = [w for w in dict.fromkeys(ws) if not (len(w) < 4 or w[0].isdigit() or w in STOPWORDS or vocabulary.knows(w))]
     for w in unknown[:MAX_TYPO_CANDIDATES]:  # each look-up scans the vocabulary: a long question is capped
         limit = 1 if len(w) < 7 else 2
-        best = process.extractOne(w, choices, scorer=Levenshtein.distance, score_cutoff=limit)
+        best = process.extractOne(w, vocabulary.choices, scorer=Levenshtein.distance, score_cutoff=limit)
         if best:
             fixes[w] = best[0]
     return fixes
@@ -162,7 +182,7 @@ def _covers(doc: DocumentInfo, years: list[int]) -> bool:
     return bool(span) and any(span[0] <= y <= span[1] for y in years)
 
 
-def plan_query(question: str, documents: list[DocumentInfo], vocabulary: set[str], choices: list[str],
+def plan_query(question: str, documents: list[DocumentInfo], vocabulary: Vocabulary,
                history: list[Turn] | None = None) -> QueryPlan:
     resolved = resolve(question, history)
     text, context = resolved.question, resolved.context
@@ -171,7 +191,7 @@ def plan_query(question: str, documents: list[DocumentInfo], vocabulary: set[str
     years += [y for y in relative_years(text, years) if y not in years]
     if not years and context:
         years = [int(y) for y in YEAR.findall(context)]
-    fixes = correct_typos(words(text), vocabulary, choices)
+    fixes = correct_typos(words(text), vocabulary)
     fixed = text
     for wrong, right in fixes.items():
         fixed = re.sub(rf"\b{re.escape(wrong)}\b", right, fixed, flags=re.I)

@@ -15,7 +15,7 @@ import numpy as np
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from assistant.query import QueryPlan, plan_query
+from assistant.query import QueryPlan, Vocabulary, plan_query
 from assistant.records import Filters, Turn
 from assistant.store import PassageStore
 from assistant.text import YEAR
@@ -86,8 +86,7 @@ class HybridRetriever(BaseRetriever):
         self.documents = store.documents()
         self.doc_of = {d.id: d for d in self.documents}
         self._doc_order = {d.id: i for i, d in enumerate(self.documents)}
-        self.vocabulary: set[str] = set(stats.vocabulary)
-        self._choices = sorted(self.vocabulary)
+        self.vocabulary = Vocabulary.of(stats.vocabulary)
         self.passages = stats.passages
         self.candidates_k = min(candidates or self.passages, self.passages)
         self._facts: dict[str, _Facts] = {}
@@ -98,7 +97,7 @@ class HybridRetriever(BaseRetriever):
         return self.candidates_k >= self.passages
 
     def plan(self, question: str, history: list[Turn] | None = None) -> QueryPlan:
-        return plan_query(question, self.documents, self.vocabulary, self._choices, history)
+        return plan_query(question, self.documents, self.vocabulary, history)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return self.search(self.plan(query_bundle.query_str), self.top_k)

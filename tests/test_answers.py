@@ -168,3 +168,21 @@ def test_figure_values():
     assert figure_value("74 per cent") == (74.0, "%")
     assert figure_value("13,500") == (13500.0, "")
     assert figure_value("3 508 772") == (3508772.0, "")
+
+
+def test_follow_up_asking_the_rank_finds_the_ranking_row(full_service):
+    """The issue's example: after the funding question, "And where did Denmark rank?" is about the
+    donor ranking, not the funding row again ("rank" is a form of the corpus's "ranking", not a typo)."""
+    first = full_service.ask("What did Denmark give IOM unearmarked in 2022?")
+    history = [Turn(role="user", content="What did Denmark give IOM unearmarked in 2022?"),
+               Turn(role="assistant", content=first.answer)]
+    answer = full_service.ask("And where did Denmark rank?", history=history)
+    assert answer.answered and "ranked 4th" in answer.answer
+    assert any(c.section and "ranking" in c.section.lower() for c in answer.citations)
+    assert_grounded(answer, full_service)
+
+
+def test_a_form_of_a_corpus_word_is_not_a_typo(full_service):
+    plan = full_service.parts().retriever.plan("Where did Denmark rank?")
+    assert not plan.corrections
+    assert full_service.parts().retriever.plan("staf costs").corrections == {"staf": "staff"}
