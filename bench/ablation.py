@@ -10,7 +10,10 @@ Levers:
 - learned ranking: spans ranked by the hand-set prior instead of the pairwise model;
 - follow-ups: the conversation history is dropped (each follow-up asked alone);
 - table cells: the largest/smallest-row feature (``extreme_row``);
-- supporting claims: the lead alone (no supporting claims).
+- supporting claims: the lead alone (no supporting claims);
+- sides: a question about several years or documents planned as one side (no per-side retrieval,
+  no claim per side, no stated change);
+- question parts: a question asking several things answered from the whole question's ranking.
 
 Run: .venv/bin/python bench/ablation.py
 """
@@ -62,6 +65,8 @@ def main() -> int:
     prior_ranked = train(examples, ranking=LinearModel({"prior": 1.0}))
     variants = [
         ("full system", full, {}, True),
+        ("- sides (years, documents)", full, {"scopes": []}, True),
+        ("- question parts", full, {"parts": []}, True),
         ("- span vectors", ranker_without(("dense",)), {}, True),
         ("- learned ranking (prior order)", prior_ranked, {}, True),
         ("- follow-up resolution", full, {}, False),
@@ -72,8 +77,13 @@ def main() -> int:
     for name, ranker, policy, with_history in variants:
         service = build_service(settings, ranker=ranker)
         service.load()
-        answerer = service.parts().answerer
+        answerer, retriever = service.parts().answerer, service.parts().retriever
+        plan_fields = {k: v for k, v in policy.items() if k in ("scopes", "parts")}
+        policy = {k: v for k, v in policy.items() if k not in plan_fields}
         answerer.policy = replace(answerer.policy, **policy) if policy else answerer.policy
+        if plan_fields:  # the lever off: the planner's output without it
+            planned = retriever.plan
+            retriever.plan = lambda q, h=None, _p=planned, _f=plan_fields: replace(_p(q, h), **_f)
         for set_name, set_cases in cases.items():
             run = set_cases if with_history else [c.model_copy(update={"history": []}) for c in set_cases]
             rows = run_cases(run, ServiceAsker(service), doc_ids, top_k=settings.top_k, depth=settings.top_k)
