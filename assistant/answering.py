@@ -191,15 +191,15 @@ class ExtractiveAnswerer:
             claims = [claims[i] for i in order]
             periods = [plan.scopes[side[i]].year if side[i] < len(plan.scopes) else None for i in order]
         asks = {id(part[0]): part_plan(plan, q) for q, part in zip(plan.parts, parts) if part}
-        lines = [self.claim_text(c, asks.get(id(c), plan), first=n == 1 or bool(plan.scopes) or id(c) in asks,
-                                 period=period) + f" [{n}]"
+        lines = [self.claim_text(c, asks.get(id(c), plan), n == 1 or bool(plan.scopes) or id(c) in asks, period)
+                 + f" [{n}]"
                  for n, (c, period) in enumerate(zip(claims, periods), start=1)]
         change = self.change(claims, periods, plan)
         return claims, "\n\n".join(lines + ([change] if change else []))
 
     def change(self, claims: list[Candidate], periods: list[int | None], plan: QueryPlan) -> str | None:
-        """For two years' figures of the same measure and unit, the comparison: "From 13,500 in 2019 [2] to 19,400
-        in 2020 [1]: up 5,900." Only the first two sides with a stated figure each."""
+        """For two years' figures of the same measure and unit, the comparison: "From 13,500 in 2019 [1] to 19,400
+        in 2020 [2]: up 5,900." Only the first two sides with a stated figure each."""
         sides = []
         for n, (c, year) in enumerate(zip(claims, periods), start=1):
             figure = lead_figure(c.quote, plan) if year and not c.is_row else None
@@ -278,7 +278,7 @@ class ExtractiveAnswerer:
         return scope.year is None or year_support(c.quote, table_context(c.node), [scope.year],
                                                   self.doc_years.get(c.document_id), c.is_row) > 0
 
-    def claim_text(self, c: Candidate, plan: QueryPlan, first: bool, period: int | None = None) -> str:
+    def claim_text(self, c: Candidate, plan: QueryPlan, state_figure: bool, period: int | None = None) -> str:
         """The claim as stated: a row's figure in the asked column, or the quote (rendered in English
         for a Swedish span and an English question) after its figure; ``period``: the year the claim
         is about, said when the span does not say it."""
@@ -293,7 +293,7 @@ class ExtractiveAnswerer:
         rendered = f"“{quote}”"
         if md.get("language") == "sv" and not plan.swedish:
             rendered = f"{english_gloss(quote, self.commonness)} (Swedish: “{quote}”)"
-        if plan.wants_number and first:
+        if plan.wants_number and state_figure:
             figure = lead_figure(quote, plan)
             if figure:
                 return f"**{format_number(figure) if figure[0].isdigit() else figure}**{said}: {rendered}"
