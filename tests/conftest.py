@@ -20,6 +20,8 @@ import pytest
 
 from assistant.settings import ROOT, Settings
 
+from _pg import pg_schema, pg_server, pg_store  # noqa: F401,E402  (the PostgreSQL fixtures)
+
 CORPUS = ROOT / "corpus"
 FIXTURE_DOCS = ("dk-2023-2026", "se-2020-2022")
 

