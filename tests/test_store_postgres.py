@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import bm25s
 import numpy as np
@@ -256,3 +257,32 @@ def test_database_down_is_store_unavailable_then_recovers(tmp_path, corpus_build
         assert store.build_id() == store.serving_build
     finally:
         server.stop("immediate")
+
+
+def test_rate_limit_buckets_are_shared_through_the_database(pg_server, pg_schema):
+    from assistant.api.security import make_bucket
+
+    settings = make_settings(Path("/nonexistent"), CORPUS, store="postgres", database_url=pg_server.url,
+                             database_schema=pg_schema)
+    one, two = make_bucket(settings, "requests", 3), make_bucket(settings, "requests", 3)  # two workers
+    assert [one.take("key:a"), two.take("key:a"), one.take("key:a")] == [0.0, 0.0, 0.0]
+    wait = two.take("key:a")
+    assert 0 < wait <= 20.5  # 3 a minute: the next token within 20 s
+    assert one.peek("key:a") > 0 and one.take("key:b") == 0.0  # per client
+    other = make_bucket(settings, "failed_auth", 3)
+    assert other.take("key:a") == 0.0  # per limiter
+
+
+def test_feedback_is_shared_through_the_database(pg_server, pg_schema, tmp_path):
+    from assistant.records import Feedback
+    from assistant.service import AssistantService
+    from assistant.stores.shared import PgFeedbackLog, shared_store
+
+    settings = make_settings(tmp_path, CORPUS, store="postgres", database_url=pg_server.url, database_schema=pg_schema)
+    for worker in (AssistantService(settings), AssistantService(settings)):
+        worker.feedback(Feedback(question="What did Denmark give?", answer="USD 1", rating="down"))
+    assert not settings.feedback_path.exists()
+    out = tmp_path / "exported.jsonl"
+    assert PgFeedbackLog(shared_store(settings)).export(out) == 2
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {r["rating"] for r in rows} == {"down"} and all("timestamp" in r for r in rows)

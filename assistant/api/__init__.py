@@ -42,7 +42,7 @@ def create_app(service: AssistantService, settings: Settings, *, max_body_bytes:
     from assistant.api.errors import install_error_handlers
     from assistant.api.limits import UploadAwareBodyLimit
     from assistant.api.metrics import Metrics, MetricsMiddleware
-    from assistant.api.security import TokenBucket
+    from assistant.api.security import make_bucket
 
     app = FastAPI(
         title="IOM partnership document assistant",
@@ -56,8 +56,9 @@ def create_app(service: AssistantService, settings: Settings, *, max_body_bytes:
     app.state.service = service
     app.state.settings = settings
     app.state.metrics = Metrics()
-    app.state.rate_limiter = TokenBucket(settings.rate_limit_per_minute)
-    app.state.failed_auth = TokenBucket(settings.failed_auth_per_minute if settings.rate_limit_per_minute > 0 else 0)
+    app.state.rate_limiter = make_bucket(settings, "requests", settings.rate_limit_per_minute)
+    app.state.failed_auth = make_bucket(settings, "failed_auth",
+                                        settings.failed_auth_per_minute if settings.rate_limit_per_minute > 0 else 0)
     from assistant.api.replay import MemoryReplayCache
 
     # Signed Teams requests already seen (webhook and bot): a replay is 409. Per process; see replay.py.

@@ -93,6 +93,13 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     return error_json(exc.status_code, code, detail, getattr(exc, "headers", None))
 
 
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The passage database is down or unreachable: a clear 503, and the next request reconnects.
+    log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return error_json(503, "store_unavailable",
+                      "The passage database is unavailable; retry shortly.", {"Retry-After": "5"})
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     # Logged server-side with its traceback; the client only learns that it failed.
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -103,4 +110,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    from assistant.stores.errors import StoreUnavailable
+
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(Exception, _unhandled)

@@ -140,6 +140,16 @@ class TokenBucket:
                 del self._buckets[k]
 
 
+def make_bucket(settings: Settings, limiter: str, per_minute: int):
+    """The token bucket of one limiter: in this process, or, with the PostgreSQL store, in the
+    database so every worker shares it (``assistant.stores.shared``)."""
+    if settings.store == "postgres" and per_minute > 0:
+        from assistant.stores.shared import PgTokenBucket, shared_store
+
+        return PgTokenBucket(shared_store(settings), limiter, per_minute)
+    return TokenBucket(per_minute)
+
+
 def _limit(request: Request, client: str) -> None:
     limiter: TokenBucket = request.app.state.rate_limiter
     wait = limiter.take(client)

@@ -251,6 +251,11 @@ def add_from_feedback_cmd(
     settings = get_settings()
     evals_dir = Path(settings.evals_dir)
     out = out or evals_dir / "user.jsonl"
+    if feedback is None and settings.store == "postgres":  # the workers' feedback is in the database
+        from assistant.stores.shared import PgFeedbackLog, shared_store
+
+        feedback = settings.data_dir / "feedback-from-database.jsonl"
+        typer.echo(f"{PgFeedbackLog(shared_store(settings)).export(feedback)} feedback row(s) exported to {feedback}")
     try:
         drafts, counts = add_from_feedback(feedback or settings.feedback_path, out,
                                            also_known=[p for p in default_sets(evals_dir) if p != out])

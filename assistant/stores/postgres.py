@@ -90,8 +90,9 @@ class PgOptions:
     timeout_s: float = 3.0
     """Longest wait for a connection; a database that is down answers within this (503)."""
     statement_timeout_ms: int = 10_000
-    span_cache: int = 4096
-    """Passages whose span vectors a worker remembers (those it retrieved lately)."""
+    node_cache: int = 20_000
+    """Passages (with their span vectors) a worker remembers, least recently used out: the ones it
+    retrieved lately. Bounded, so a worker never holds a large corpus; a small one fits whole."""
     build_memory: str = "256MB"
     """``maintenance_work_mem`` for the index builds of ``write`` (HNSW builds fastest in memory)."""
 
@@ -172,20 +173,21 @@ class PostgresStore:
         self.schema = self.options.schema
         self._pinned: _Pinned | None = None
         self._stats: tuple[str, StoreStats] | None = None
-        self._spans: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], tuple[TextNode, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
         self._ensure_schema()
         if pin:
             self.refresh()
 
     @classmethod
-    def from_settings(cls, settings) -> "PostgresStore":
+    def from_settings(cls, settings, *, pin: bool = True) -> "PostgresStore":
         url = settings.database_url.get_secret_value() if settings.database_url is not None else ""
         if not url:
             raise StoreUnavailable("ASSISTANT_STORE=postgres needs ASSISTANT_DATABASE_URL=postgresql://...")
         return cls(url, PgOptions(schema=settings.database_schema, exact_below=settings.pg_exact_below,
                                   hnsw_m=settings.pg_hnsw_m, hnsw_ef_construction=settings.pg_hnsw_ef_construction,
-                                  hnsw_ef_search=settings.pg_hnsw_ef_search, pool_max=settings.pg_pool_size))
+                                  hnsw_ef_search=settings.pg_hnsw_ef_search, pool_max=settings.pg_pool_size),
+                   pin=pin)
 
     # -- connections -------------------------------------------------------------------------
     @property
@@ -206,9 +208,18 @@ class PostgresStore:
                 raise _unavailable(exc) from None
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 if attempt == 0 and retry:
+                    self._discard_broken()
                     continue
                 raise _unavailable(exc) from None
         raise AssertionError("unreachable")
+
+    def _discard_broken(self) -> None:
+        """After a connection error: drop the pool's idle connections that are broken too (the
+        database restarted), so the retry gets a fresh one."""
+        try:
+            self.pool.check()
+        except Exception:  # pragma: no cover - check() logs and discards on its own
+            pass
 
     def _ensure_schema(self) -> None:
         import psycopg
@@ -266,6 +277,7 @@ class PostgresStore:
             item jsonb NOT NULL);
         CREATE UNLOGGED TABLE IF NOT EXISTS {s}.rate_buckets (
             limiter text NOT NULL, client text NOT NULL, tokens float8 NOT NULL, updated float8 NOT NULL,
+            ok boolean NOT NULL DEFAULT true,
             PRIMARY KEY (limiter, client));
         """
         try:
@@ -543,40 +555,39 @@ class PostgresStore:
 
     def span_similarity(self, passage_id: str, vector: np.ndarray) -> np.ndarray | None:
         build = self._current()
-        key = (build.build_id, passage_id)
-        with self._lock:
-            spans = self._spans.get(key)
-            if spans is not None:
-                self._spans.move_to_end(key)
-        if spans is None:
-            self._fetch(build, [passage_id])
-            with self._lock:
-                spans = self._spans.get(key)
-        if spans is None:
+        found = self._fetch(build, [passage_id])
+        if passage_id not in found:
             return None
-        return spans @ np.asarray(vector, dtype=np.float32)
+        return found[passage_id][1] @ np.asarray(vector, dtype=np.float32)
 
     # -- reading -----------------------------------------------------------------------------
-    def _fetch(self, build: _Pinned, ids: list[str]) -> dict[str, TextNode]:
-        """The nodes with these ids; their span vectors go to the cache on the way."""
+    def _fetch(self, build: _Pinned, ids: list[str]) -> dict[str, tuple[TextNode, np.ndarray]]:
+        """The nodes with these ids and their span vectors: from the cache, the rest in one query."""
+        out: dict[str, tuple[TextNode, np.ndarray]] = {}
+        with self._lock:
+            for pid in ids:
+                hit = self._cache.get((build.build_id, pid))
+                if hit is not None:
+                    self._cache.move_to_end((build.build_id, pid))
+                    out[pid] = hit
+        missing = [pid for pid in ids if pid not in out]
+        if not missing:
+            return out
         sql = f"SELECT passage_id, node, spans, span_count FROM {build.table('passages')} WHERE passage_id = ANY(%s)"
-        rows = self._run(lambda conn: conn.execute(sql, (list(ids),)).fetchall())
-        out = {}
+        rows = self._run(lambda conn: conn.execute(sql, (missing,)).fetchall())
         with self._lock:
             for pid, node, spans, count in rows:
-                out[pid] = TextNode.model_validate_json(node)
-                self._spans[(build.build_id, pid)] = np.frombuffer(spans, dtype=np.float32).reshape(count, build.dims) \
-                    if count else np.zeros((0, build.dims), dtype=np.float32)
-                self._spans.move_to_end((build.build_id, pid))
-            while len(self._spans) > self.options.span_cache:
-                self._spans.popitem(last=False)
+                vectors = np.frombuffer(spans, dtype=np.float32).reshape(count, build.dims)
+                out[pid] = self._cache[(build.build_id, pid)] = (TextNode.model_validate_json(node), vectors)
+            while len(self._cache) > self.options.node_cache:
+                self._cache.popitem(last=False)
         return out
 
     def get(self, ids: list[str]) -> list[TextNode]:
         if not ids:
             return []
         found = self._fetch(self._current(), list(dict.fromkeys(ids)))
-        return [found[i] for i in ids if i in found]
+        return [found[i][0] for i in ids if i in found]
 
     def neighbours(self, passage_id: str) -> tuple[TextNode | None, TextNode | None]:
         build = self._current()
