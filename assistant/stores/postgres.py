@@ -10,7 +10,8 @@ Schema (in ``ASSISTANT_DATABASE_SCHEMA``, default ``assistant``)::
                next_id, metadata jsonb, text, node (the TextNode as JSON, exactly as the local store
                keeps it), embedding vector, doclen (BM25 tokens), spans (the span vectors, float32)
     terms      (build_id, token): df and idf of every BM25 token of the build
-    postings   (build_id, token, ord): tf, the inverted index BM25 is computed from in SQL
+    postings   (build_id, token, ord): tf and w, the token's BM25 weight in the passage: the inverted
+               index, stored in token order with an index-only path (token) INCLUDE (ord, w)
 
 Every build writes its own partitions (``passages_b<seq>``, ``terms_b<seq>``, ``postings_b<seq>``):
 loaded with binary COPY into standalone tables, indexed, analysed, then attached and marked
@@ -23,13 +24,14 @@ Search (one round trip each):
 
 - dense: pgvector's negative inner product ``<#>`` on unit vectors (= cosine). Exact (a scan of the
   build's partition) below ``exact_below`` passages; from that size the build gets an HNSW index
-  (``m``, ``ef_construction``; queries use ``hnsw.ef_search`` and, with filters, pgvector's
-  ``iterative_scan = strict_order``). A query asking for more than ``ef_search`` results, or for
-  every passage (as the fusion does on a small corpus) is answered exactly.
-- lexical: BM25 in SQL over the tokens ``lexical_tokens`` produces (the local store's bm25s tokens):
-  ``sum(idf * tf / (tf + k1 * (1 - b + b * doclen / avgdl)))`` with bm25s' defaults, k1 = 1.2,
-  b = 0.75 and the "lucene" idf ``ln(1 + (N - df + 0.5) / (df + 0.5))``, so scores equal bm25s'
-  up to float rounding.
+  (``m``, ``ef_construction``); a query uses it with ``hnsw.ef_search`` = max(``ef_search``, k) and,
+  with filters, pgvector's ``iterative_scan = strict_order``. More than 1,000 results (pgvector's
+  ceiling for ef_search), e.g. every passage, are computed exactly.
+- lexical: BM25 in SQL over the tokens ``lexical_tokens`` produces (the local store's bm25s tokens).
+  ``write`` stores each (token, passage) weight ``idf * tf / (tf + k1 * (1 - b + b * doclen / avgdl))``
+  with bm25s' defaults, k1 = 1.2, b = 0.75 and the "lucene" idf ``ln(1 + (N - df + 0.5) / (df + 0.5))``
+  (df, N and avgdl are the build's, kept in ``terms`` and ``builds.stats``); a query sums the
+  weights of its tokens (an index-only scan per token), so scores equal bm25s' up to float rounding.
 - filters (document ids, language, publisher substring, year within the document's period) are a
   sub-select on ``documents`` in the same statement.
 
@@ -269,8 +271,8 @@ class PostgresStore:
             build_id text NOT NULL, token text NOT NULL, df int NOT NULL, idf float8 NOT NULL,
             PRIMARY KEY (build_id, token)) PARTITION BY LIST (build_id);
         CREATE TABLE IF NOT EXISTS {s}.postings (
-            build_id text NOT NULL, token text NOT NULL, ord int NOT NULL, tf int NOT NULL, doclen int NOT NULL,
-            PRIMARY KEY (build_id, token, ord)) PARTITION BY LIST (build_id);
+            build_id text NOT NULL, token text NOT NULL, ord int NOT NULL, tf int NOT NULL, w float4 NOT NULL)
+            PARTITION BY LIST (build_id);
         CREATE TABLE IF NOT EXISTS {s}.feedback (
             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             created_at timestamptz NOT NULL DEFAULT now(),
@@ -336,11 +338,22 @@ class PostgresStore:
 
     def _load(self, conn, build_id: str, tables: dict[str, str], build: Build, vectors: np.ndarray, dims: int,
               doclens: list[int], df: Counter, idf: dict[str, float], has_hnsw: bool, per_doc: Counter) -> None:
+        lit = _literal(build_id)
+        conn.execute(f"SET maintenance_work_mem = '{self.options.build_memory}'")
+        conn.execute("SET statement_timeout = 0")  # COPY and index builds of a large corpus take minutes
+        try:
+            self._load_tables(conn, build_id, lit, tables, build, vectors, dims, doclens, df, idf, has_hnsw, per_doc)
+        finally:
+            if not conn.broken:
+                conn.execute(f"SET statement_timeout = {int(self.options.statement_timeout_ms)}")
+                conn.execute("RESET maintenance_work_mem")
+
+    def _load_tables(self, conn, build_id: str, lit: str, tables: dict[str, str], build: Build, vectors: np.ndarray,
+                     dims: int, doclens: list[int], df: Counter, idf: dict[str, float], has_hnsw: bool,
+                     per_doc: Counter) -> None:
         from psycopg.types.json import Jsonb
 
-        lit = _literal(build_id)
         p, t, x = tables["passages"], tables["terms"], tables["postings"]
-        conn.execute(f"SET maintenance_work_mem = '{self.options.build_memory}'")
         for name in (p, t, x):
             parent = name.rsplit("_b", 1)[0]
             conn.execute(f"CREATE TABLE {name} (LIKE {parent} INCLUDING DEFAULTS)")
@@ -362,22 +375,30 @@ class PostgresStore:
                 copy.set_types(["text", "text", "int4", "float8"])
                 for token, c in df.items():
                     copy.write_row((build_id, token, c, idf[token]))
-            with cur.copy(f"COPY {x} (build_id, token, ord, tf, doclen) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(["text", "text", "int4", "int4", "int4"])
-                for i, toks in enumerate(build.lexical_tokens):
-                    dl = doclens[i]
-                    for token, tf in Counter(toks).items():
-                        copy.write_row((build_id, token, i, tf, dl))
+            # In token order, so the postings of a token sit together on disk (the index-only scan
+            # of a query token reads consecutive pages).
+            by_token: dict[str, list[tuple[int, int]]] = {}
+            for i, toks in enumerate(build.lexical_tokens):
+                for token, tf in Counter(toks).items():
+                    by_token.setdefault(token, []).append((i, tf))
+            avgdl = float(np.mean(doclens))
+            norm = [K1 * (1 - B + B * dl / avgdl) for dl in doclens]
+            with cur.copy(f"COPY {x} (build_id, token, ord, tf, w) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["text", "text", "int4", "int4", "float4"])
+                for token in sorted(by_token):
+                    weight = idf[token]
+                    for i, tf in by_token[token]:
+                        copy.write_row((build_id, token, i, tf, weight * tf / (tf + norm[i])))
         conn.execute(f"ALTER TABLE {p} ADD PRIMARY KEY (build_id, passage_id)")
         conn.execute(f"CREATE UNIQUE INDEX {p}_ord ON {p} (ord)")
         conn.execute(f"ALTER TABLE {t} ADD PRIMARY KEY (build_id, token)")
-        conn.execute(f"ALTER TABLE {x} ADD PRIMARY KEY (build_id, token, ord)")
+        conn.execute(f"CREATE INDEX {x}_token ON {x} (token) INCLUDE (ord, w)")
         if has_hnsw:
             o = self.options
             conn.execute(f"CREATE INDEX {p}_hnsw ON {p} USING hnsw ((embedding::vector({dims})) vector_ip_ops) "
                          f"WITH (m = {int(o.hnsw_m)}, ef_construction = {int(o.hnsw_ef_construction)})")
         for name in (p, t, x):
-            conn.execute(f"ANALYZE {name}")
+            conn.execute(f"VACUUM (ANALYZE) {name}")  # statistics, and the visibility map index-only scans need
         with conn.transaction():
             for name in (p, t, x):
                 parent = name.rsplit("_b", 1)[0]
@@ -513,7 +534,7 @@ class PostgresStore:
         where, params = self._filter_sql(build, filters)
         params |= {"q": np.asarray(vector, dtype=np.float32), "k": k}
         d = build.dims
-        approximate = build.has_hnsw and k <= min(self.options.hnsw_ef_search, HNSW_MAX_EF_SEARCH)
+        approximate = build.has_hnsw and k <= HNSW_MAX_EF_SEARCH
         # The HNSW index is on ``embedding::vector(d)``: ordering by that expression lets the planner
         # use it; ordering by the bare column is the exact scan.
         expr = f"(embedding::vector({d}))" if approximate else "embedding"
@@ -527,6 +548,8 @@ class PostgresStore:
             # pick a scan; one round trip (pipeline mode) for the transaction and its setting.
             with conn.pipeline(), conn.transaction():
                 conn.execute("SET LOCAL enable_seqscan = off")
+                if k > self.options.hnsw_ef_search:  # an HNSW scan returns at most ef_search rows
+                    conn.execute(f"SET LOCAL hnsw.ef_search = {k}")
                 cur = conn.execute(sql, params)
             return cur.fetchall()
 
@@ -539,16 +562,15 @@ class PostgresStore:
         if k == 0 or not tokens:
             return []
         where, params = self._filter_sql(build, filters)
-        params |= {"tokens": list(tokens), "k": k, "k1": K1, "b": B, "avgdl": float(build.stats["avgdl"])}
-        p, t, x = build.table("passages"), build.table("terms"), build.table("postings")
+        params |= {"tokens": list(tokens), "k": k}
+        p, x = build.table("passages"), build.table("postings")
         filtered = f"AND x.ord IN (SELECT ord FROM {p} WHERE {where})" if where else ""
-        # unnest keeps a repeated query token repeated, as bm25s sums it twice.
+        # w = idf * tf / (tf + k1 * (1 - b + b * doclen / avgdl)), written with the build; the query
+        # sums it over the query tokens (unnest keeps a repeated token repeated, as bm25s counts it).
         sql = f"""
-            WITH q AS (SELECT t.token, t.idf FROM unnest(%(tokens)s::text[]) AS u(token) JOIN {t} t USING (token)),
-                 s AS (SELECT x.ord,
-                              sum(q.idf * x.tf / (x.tf + %(k1)s * (1 - %(b)s + %(b)s * x.doclen / %(avgdl)s))) AS score
-                       FROM q JOIN {x} x USING (token) WHERE true {filtered} GROUP BY x.ord
-                       ORDER BY score DESC, x.ord LIMIT %(k)s)
+            WITH s AS (SELECT x.ord, sum(x.w::float8) AS score
+                       FROM unnest(%(tokens)s::text[]) AS u(token) JOIN {x} x ON x.token = u.token
+                       WHERE true {filtered} GROUP BY x.ord ORDER BY score DESC, x.ord LIMIT %(k)s)
             SELECT p.passage_id, s.score FROM s JOIN {p} p USING (ord) ORDER BY s.score DESC, s.ord"""
         rows = self._run(lambda conn: conn.execute(sql, params).fetchall())
         return [(pid, float(score)) for pid, score in rows if score > 0]
