@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run test index bench browser clean
+.PHONY: setup run run-scaled test index bench bench-scale browser clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,10 @@ run: setup
 	$(BIN)/assistant index --if-stale || [ $$? -eq 1 ]
 	$(BIN)/assistant serve --host 127.0.0.1 --port 8000
 
+# One PostgreSQL (pgvector) holding the index, two API workers on :8001 and :8002 reading it.
+run-scaled: setup
+	$(BIN)/python -m assistant.stores.scaled --ports 8001,8002
+
 # Debian's chromium for the browser test; skipped (and reported) where it cannot be installed.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -43,6 +47,9 @@ bench: setup
 	$(BIN)/python bench/index_build.py
 	$(BIN)/python bench/query.py
 	$(BIN)/python bench/load.py
+
+bench-scale: setup
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) index var

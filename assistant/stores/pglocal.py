@@ -55,8 +55,10 @@ class LocalPostgres:
     """One server: ``start()`` (initdb on first use), ``stop()``, ``kill()``, ``url``."""
 
     def __init__(self, data_dir: Path, port: int | None = None, *, durable: bool = True,
-                 settings: dict[str, str] | None = None):
-        """``durable=False`` switches fsync off (tests: faster, and the data is thrown away)."""
+                 settings: dict[str, str] | None = None, password: str | None = None):
+        """``durable=False`` switches fsync off (tests: faster, and the data is thrown away).
+        ``password``: the ``postgres`` role's password (scram-sha-256 over TCP), set when the data
+        directory is created; None: trust (the tests, whose server lives in a private temp dir)."""
         self.data_dir = Path(data_dir).resolve()
         self.port_file = self.data_dir.parent / (self.data_dir.name + ".port")
         self.port = port or (int(self.port_file.read_text()) if self.port_file.is_file() else free_port())
@@ -64,10 +66,14 @@ class LocalPostgres:
         self.settings = settings or {}
         self.bin = bin_dir()
         self.user = SYSTEM_USER if os.geteuid() == 0 else None
+        self.password = password
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        from urllib.parse import quote
+
+        auth = f"postgres:{quote(self.password, safe='')}" if self.password else "postgres"
+        return f"postgresql://{auth}@127.0.0.1:{self.port}/postgres"
 
     @property
     def log_path(self) -> Path:
@@ -106,8 +112,21 @@ class LocalPostgres:
         self.data_dir.mkdir(exist_ok=True)
         if self.user:
             self._prepare_root()
-        r = self._run("initdb", "--auth=trust", "--encoding=UTF8", "--no-instructions", "-U", "postgres",
-                      "-D", str(self.data_dir))
+        args = ["--auth=trust", "--encoding=UTF8", "--no-instructions", "-U", "postgres", "-D", str(self.data_dir)]
+        pwfile = self.data_dir.parent / (self.data_dir.name + ".initpw")
+        if self.password:
+            pwfile.write_text(self.password + "\n")
+            pwfile.chmod(0o600)
+            if self.user:
+                import pwd
+
+                entry = pwd.getpwnam(self.user)
+                os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+            args = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}", *args[1:]]
+        try:
+            r = self._run("initdb", *args)
+        finally:
+            pwfile.unlink(missing_ok=True)
         if r.returncode != 0:
             raise PostgresUnavailable(f"initdb failed: {r.stderr.strip() or r.stdout.strip()}")
 
@@ -154,10 +173,20 @@ class LocalPostgres:
 
 
 def main(argv: list[str]) -> int:
+    """``start|stop|url DATA_DIR [PORT]``. The password is generated on first start and kept in
+    ``DATA_DIR.password`` (mode 600): ``url`` prints the URL with it, for ``ASSISTANT_DATABASE_URL``."""
     if len(argv) < 2 or argv[0] not in ("start", "stop", "url"):
         print("usage: python -m assistant.stores.pglocal start|stop|url DATA_DIR [PORT]", file=sys.stderr)
         return 2
-    pg = LocalPostgres(Path(argv[1]), int(argv[2]) if len(argv) > 2 else None)
+    data = Path(argv[1]).resolve()
+    secret = data.parent / (data.name + ".password")
+    if not secret.exists():
+        import secrets
+
+        data.parent.mkdir(parents=True, exist_ok=True)
+        secret.write_text(secrets.token_urlsafe(24))
+        secret.chmod(0o600)
+    pg = LocalPostgres(data, int(argv[2]) if len(argv) > 2 else None, password=secret.read_text().strip())
     if argv[0] == "start":
         pg.start()
         print(pg.url)
