@@ -200,6 +200,7 @@ class PostgresStore:
         """``fn(connection)`` with a pooled connection; database errors become ``StoreUnavailable``.
         A broken connection (the database restarted) is retried once on a fresh one."""
         import psycopg
+        import psycopg.errors
         from psycopg_pool import PoolTimeout
 
         for attempt in (0, 1):
@@ -208,6 +209,11 @@ class PostgresStore:
                     return fn(conn)
             except PoolTimeout as exc:
                 raise _unavailable(exc) from None
+            except psycopg.errors.UndefinedTable:
+                # The build this object is pinned to was pruned (two publishes while this worker had
+                # not yet swapped): 503 for this request; the worker's build poll moves it on.
+                raise StoreUnavailable(f"build {self.serving_build} is no longer in the database; "
+                                       "the worker is moving to the published one") from None
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 if attempt == 0 and retry:
                     self._discard_broken()
