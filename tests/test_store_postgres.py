@@ -247,9 +247,16 @@ def test_database_down_is_store_unavailable_then_recovers(tmp_path, corpus_build
         store.publish(store.write(corpus_build))
         q = corpus_build.vectors[0]
         assert store.dense(q, 3)
+        from assistant.api.security import make_bucket
+
+        bucket = make_bucket(make_settings(tmp_path, CORPUS, store="postgres", database_url=server.url,
+                                           database_schema="outage"), "requests", 2)
+        assert bucket.take("key:a") == 0.0
         server.kill()
         with pytest.raises(StoreUnavailable, match="database is unavailable"):
             store.dense(q, 3)
+        # the rate limit falls back to the worker's own bucket instead of failing requests
+        assert bucket.take("key:a") == 0.0 and bucket.take("key:a") == 0.0 and bucket.take("key:a") > 0
         with pytest.raises(StoreUnavailable):
             store.build_id()
         server.start()
