@@ -27,11 +27,25 @@ def build_app(settings: Settings, service: AssistantService | None = None, with_
     app = create_app(service, settings)
     if not service.ready:
         threading.Thread(target=_load, args=(service,), name="index-loader", daemon=True).start()
+    interval = build_poll_interval(settings)
+    if interval > 0:  # notice a build another process published (``assistant.stores.watch``)
+        from assistant.stores.watch import BuildWatcher
+
+        app.state.build_watcher = BuildWatcher(service, interval)
+        app.state.build_watcher.start()
     if with_ui and settings.ui_enabled:
         from ui import mount_ui
 
         mount_ui(app, service, settings)
     return app
+
+
+def build_poll_interval(settings: Settings) -> float:
+    """``ASSISTANT_BUILD_POLL_SECONDS``; unset: 2 s with the PostgreSQL store (many workers), off with
+    the local one (``POST /v1/index/reload`` swaps a new build in)."""
+    if settings.build_poll_seconds is not None:
+        return max(0.0, settings.build_poll_seconds)
+    return 2.0 if settings.store == "postgres" else 0.0
 
 
 def _load(service: AssistantService) -> None:

@@ -94,6 +94,10 @@ class AssistantService:
             return None
         return state.store.manifest().get("build_id") or state.store.build_id()
 
+    def published_build_id(self) -> str | None:
+        """The build the store has published now (cheap: the build watcher polls it)."""
+        return self._current().store.build_id()
+
     def parts(self) -> Parts:
         """The loaded store, retriever and answerer (training and the benches read them)."""
         return self._current()

@@ -45,3 +45,15 @@ def pg_store(pg_server, pg_schema):
     from assistant.stores.postgres import PgOptions, PostgresStore
 
     return PostgresStore(pg_server.url, PgOptions(schema=pg_schema))
+
+
+@pytest.fixture(scope="session")
+def corpus_build(tmp_path_factory):
+    """The real corpus as a ``Build`` (chunked, embedded from the cache), for writing into stores."""
+    from conftest import CORPUS, make_settings
+
+    from assistant import compose
+    from assistant.indexing.pipeline import make_build
+
+    settings = make_settings(tmp_path_factory.mktemp("corpus-build"), CORPUS)
+    return make_build(settings, compose.make_embedder(settings))

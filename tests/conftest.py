@@ -20,7 +20,7 @@ import pytest
 
 from assistant.settings import ROOT, Settings
 
-from _pg import pg_schema, pg_server, pg_store  # noqa: F401,E402  (the PostgreSQL fixtures)
+from _pg import corpus_build, pg_schema, pg_server, pg_store  # noqa: F401,E402  (the PostgreSQL fixtures)
 
 CORPUS = ROOT / "corpus"
 FIXTURE_DOCS = ("dk-2023-2026", "se-2020-2022")

@@ -12,19 +12,13 @@ import pytest
 from assistant.lexical import query_tokens
 from assistant.records import Filters
 from assistant.store import Build, PassageStore
-from conftest import CORPUS, make_settings
 
-pytest.importorskip("assistant.stores.local", reason="the store seam (issue 11) has not landed")  # transitional
 STORES = ["local", "postgres"]
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory) -> Build:
-    from assistant import compose
-    from assistant.indexing.pipeline import make_build
-
-    settings = make_settings(tmp_path_factory.mktemp("contract"), CORPUS)
-    return make_build(settings, compose.make_embedder(settings))
+@pytest.fixture
+def build(corpus_build) -> Build:
+    return corpus_build
 
 
 def _empty_store(kind: str, request, tmp_path) -> PassageStore:
@@ -108,7 +102,7 @@ def test_filters(store, build):
     docs = {d.id: d for d in build.documents}
     q = _vectors(build, 1)[0]
     n = len(build.nodes)
-    for filters in (Filters(document_ids=["se-2020-2022"]), Filters(language="sv"), Filters(publisher="IOM"),
+    for filters in (Filters(document_ids=["se-2020-2022"]), Filters(language="sv"), Filters(publisher="migration"),
                     Filters(year=2022)):
         hits = store.get([i for i, _ in store.dense(q, n, filters)])
         assert hits and all(filters.admits(docs[h.metadata["document_id"]]) for h in hits)

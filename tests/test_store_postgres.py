@@ -19,13 +19,6 @@ from assistant.settings import ROOT
 
 
 @pytest.fixture(scope="session")
-def corpus_build(tmp_path_factory) -> Build:
-    from assistant.stores.corpus_build import build_from_corpus
-
-    return build_from_corpus(make_settings(tmp_path_factory.mktemp("pgbuild"), CORPUS))
-
-
-@pytest.fixture(scope="session")
 def questions() -> list[str]:
     lines = (ROOT / "evals" / "dev.jsonl").read_text(encoding="utf-8").splitlines()
     return [json.loads(line)["question"] for line in lines if line.strip()][:40]

@@ -62,4 +62,13 @@ def _local(settings: Settings) -> PassageStore:
 register_store("local", _local)
 
 
+def _postgres(settings: Settings) -> PassageStore:
+    from assistant.stores.postgres import PostgresStore
+
+    return PostgresStore.from_settings(settings)
+
+
+register_store("postgres", _postgres)
+
+
 __all__ = ["IndexUnavailable", "StoreFactory", "build_stats", "open_store", "register_store", "store_names"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from assistant.store import IndexUnavailable
+
 
 class StoreUnavailable(RuntimeError):
     """The store's backing service (the database) cannot be reached: the API answers 503 and the
     worker keeps trying; nothing is lost, the next request reconnects."""
 
 
-class NoBuild(StoreUnavailable):
-    """The store holds no published build yet (run ``assistant index``)."""
+class NoBuild(IndexUnavailable):
+    """The database holds no published build yet (run ``assistant index``)."""

@@ -46,7 +46,6 @@ by the next request.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import threading
 import time
@@ -58,7 +57,6 @@ from typing import Any, Callable, Iterator, TypeVar
 import numpy as np
 from llama_index.core.schema import TextNode
 
-from assistant.lexical import words
 from assistant.records import DocumentInfo, Filters
 from assistant.store import Build, Scored, StoreStats
 from assistant.stores.errors import StoreUnavailable
@@ -311,16 +309,22 @@ class PostgresStore:
             raise ValueError("a build needs one vector and one token list per passage")
         dims = int(vectors.shape[1])
         build_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:10]
+        from assistant.stores import build_stats  # idf and vocabulary derived as every store does
+
         doclens = [len(t) for t in build.lexical_tokens]
         avgdl = float(np.mean(doclens)) if doclens else 0.0
         df = Counter(t for toks in build.lexical_tokens for t in set(toks))
-        idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
-        per_doc = Counter(nd.metadata["document_id"] for nd in nodes)
-        vocabulary = sorted({w for nd in nodes for w in words(nd.text) if not w[0].isdigit()})
-        stats = {"passages": n, "avgdl": avgdl, "idf_default": math.log(1 + (n + 0.5) / 0.5),
-                 "passages_per_document": dict(per_doc), "vocabulary": vocabulary, "k1": K1, "b": B}
+        built = build_stats(build)
+        idf = built.idf
+        per_doc = Counter(built.passages_per_document)
+        stats = {"passages": n, "avgdl": avgdl, "idf_default": built.idf_default,
+                 "passages_per_document": built.passages_per_document, "vocabulary": sorted(built.vocabulary),
+                 "k1": K1, "b": B}
         has_hnsw = n >= self.options.exact_below
-        manifest = {**build.manifest, "build_id": build_id, "store": self.name}
+        manifest = {**build.manifest, "build_id": build_id, "store": self.name, "dims": dims,
+                    "span_count": int(build.span_vectors.shape[0]), "passage_count": n,
+                    "indexed_documents": [d.model_dump() for d in build.documents]}
+        manifest.setdefault("created_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         documents = [d.model_dump() for d in build.documents]
 
         from psycopg.types.json import Jsonb
