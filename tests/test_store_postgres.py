@@ -286,3 +286,16 @@ def test_feedback_is_shared_through_the_database(pg_server, pg_schema, tmp_path)
     assert PgFeedbackLog(shared_store(settings)).export(out) == 2
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert {r["rating"] for r in rows} == {"down"} and all("timestamp" in r for r in rows)
+
+
+def test_the_teams_replay_cache_is_shared_through_the_database(pg_server, pg_schema, tmp_path):
+    from assistant.stores.shared import PgReplayCache, shared_store
+
+    settings = make_settings(tmp_path, CORPUS, store="postgres", database_url=pg_server.url, database_schema=pg_schema)
+    one, two = PgReplayCache(shared_store(settings)), PgReplayCache(shared_store(settings))  # two workers
+    assert one.seen_before(["activity:1", "body:aa"], 60) is False
+    assert two.seen_before(["activity:1"], 60) is True  # the replay reaches the other worker: refused
+    assert two.seen_before(["activity:2", "body:aa"], 60) is True  # same body, new id
+    assert one.seen_before(["activity:3"], 0.0) is False
+    assert two.seen_before(["activity:3"], 60) is False  # expired: recorded afresh
+    assert one.seen_before(["activity:3"], 60) is True

@@ -61,8 +61,14 @@ def create_app(service: AssistantService, settings: Settings, *, max_body_bytes:
                                         settings.failed_auth_per_minute if settings.rate_limit_per_minute > 0 else 0)
     from assistant.api.replay import MemoryReplayCache
 
-    # Signed Teams requests already seen (webhook and bot): a replay is 409. Per process; see replay.py.
-    app.state.replay_cache = MemoryReplayCache(settings.replay_cache_entries)
+    # Signed Teams requests already seen (webhook and bot): a replay is 409. Per process (see replay.py),
+    # or in the database with the PostgreSQL store, so every worker sees every worker's requests.
+    if settings.store == "postgres":
+        from assistant.stores.shared import PgReplayCache, shared_store
+
+        app.state.replay_cache = PgReplayCache(shared_store(settings), settings.replay_cache_entries)
+    else:
+        app.state.replay_cache = MemoryReplayCache(settings.replay_cache_entries)
     from assistant.api.workers import QuestionPool
 
     app.state.question_pool = QuestionPool(

@@ -285,12 +285,13 @@ class PostgresStore:
             limiter text NOT NULL, client text NOT NULL, tokens float8 NOT NULL, updated float8 NOT NULL,
             ok boolean NOT NULL DEFAULT true,
             PRIMARY KEY (limiter, client));
+        CREATE UNLOGGED TABLE IF NOT EXISTS {s}.replay_keys (key text PRIMARY KEY, expires float8 NOT NULL);
         """
         try:
             # A plain connection: the pool's configure needs the vector type to exist already.
             with psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.options.timeout_s))) as conn:
                 exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
-                                      (f"{s}.rate_buckets", f"{s}.postings")).fetchone()[0]
+                                      (f"{s}.replay_keys", f"{s}.postings")).fetchone()[0]
                 if not exists:
                     with conn.transaction():
                         conn.execute("SELECT pg_advisory_xact_lock(hashtext('assistant-schema'))")

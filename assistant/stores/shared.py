@@ -1,4 +1,5 @@
-"""State that many API workers share when the PostgreSQL store is used: feedback and rate limits.
+"""State that many API workers share when the PostgreSQL store is used: feedback, rate limits and
+the Teams replay cache.
 
 With one process, feedback is a JSON-lines file and the token buckets live in memory. Behind
 several workers (several hosts) a file per host scatters the feedback, and a key could send the
@@ -9,6 +10,10 @@ per-minute limit to every worker. So with ``ASSISTANT_STORE=postgres``:
 - rate-limit buckets are rows of the UNLOGGED table ``<schema>.rate_buckets``, refilled and taken in
   one ``INSERT ... ON CONFLICT DO UPDATE`` (atomic under concurrency, one round trip), on the
   database's clock, so every worker sees the same bucket.
+
+- the Teams replay cache (``assistant.api.replay.ReplayCache``) is the UNLOGGED table
+  ``<schema>.replay_keys`` (key, expiry): one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE expired``
+  records the keys and tells whether one was there, so a replay sent to another worker is refused.
 
 Trade-off: every authenticated request pays one round trip (~0.2-0.5 ms on a LAN) and the limits
 depend on the database. If the database cannot be reached the bucket falls back to the worker's
@@ -150,3 +155,39 @@ class PgFeedbackLog:
             for (item,) in rows:
                 f.write(json.dumps(item, ensure_ascii=False) + "\n")
         return len(rows)
+
+
+class PgReplayCache:
+    """``ReplayCache`` in the database (shared by every worker); the worker's memory cache while the
+    database cannot be reached (a replay to another worker is then not caught, as without it)."""
+
+    def __init__(self, store, max_entries: int = 100_000):
+        from assistant.api.replay import MemoryReplayCache
+
+        self.store = store
+        self._fallback = MemoryReplayCache(max_entries)
+
+    def seen_before(self, keys, ttl_s: float) -> bool:
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return False
+        sql = """
+            WITH now AS (SELECT extract(epoch FROM clock_timestamp()) AS t)
+            INSERT INTO replay_keys AS r (key, expires)
+            SELECT k, now.t + %(ttl)s FROM unnest(%(keys)s::text[]) AS k, now
+            ON CONFLICT (key) DO UPDATE SET expires = excluded.expires
+                WHERE r.expires <= extract(epoch FROM clock_timestamp())
+            RETURNING key"""
+        try:
+            recorded = self.store._run(lambda conn: conn.execute(sql, {"keys": keys, "ttl": float(ttl_s)}).fetchall(),
+                                       retry=False)
+        except StoreUnavailable as exc:
+            log.warning("replay cache: database unavailable, checking this worker only (%s)", exc)
+            return self._fallback.seen_before(keys, ttl_s)
+        if random.random() < 0.01:
+            try:
+                self.store._run(lambda conn: conn.execute(
+                    "DELETE FROM replay_keys WHERE expires <= extract(epoch FROM clock_timestamp())"), retry=False)
+            except StoreUnavailable:
+                pass
+        return len(recorded) < len(keys)  # a key was there and had not expired
