@@ -369,6 +369,10 @@ class PostgresStore:
             parent = name.rsplit("_b", 1)[0]
             conn.execute(f"CREATE TABLE {name} (LIKE {parent} INCLUDING DEFAULTS)")
             conn.execute(f"ALTER TABLE {name} ADD CONSTRAINT {name}_build CHECK (build_id = {lit})")
+        if dims * 4 < 2000:
+            # The vector stays in the row (pgvector's default lets TOAST move it out of a wide row, and
+            # an exact scan then fetches every vector from the TOAST table: 10x slower).
+            conn.execute(f"ALTER TABLE {p} ALTER COLUMN embedding SET STORAGE PLAIN")
         spans = np.ascontiguousarray(build.span_vectors, dtype=np.float32)
         cols = ("build_id, passage_id, ord, document_id, prev_id, next_id, metadata, text, node, embedding, "
                 "doclen, spans, span_count")
