@@ -52,7 +52,7 @@ import time
 import uuid
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 from llama_index.core.schema import TextNode
@@ -662,15 +662,6 @@ class PostgresStore:
         rows = self._run(lambda conn: conn.execute(
             "SELECT build_id, seq, state, published, passages, created_at FROM builds ORDER BY seq DESC").fetchall())
         return [dict(zip(("build_id", "seq", "state", "published", "passages", "created_at"), r)) for r in rows]
-
-    def wait_for_build(self, timeout: float) -> Iterator[str]:  # pragma: no cover - optional LISTEN path
-        """Yield published build ids as ``NOTIFY`` delivers them (a dedicated connection)."""
-        import psycopg
-
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            for note in conn.notifies(timeout=timeout):
-                yield note.payload
 
 
 def _literal(build_id: str) -> str:
