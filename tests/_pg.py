@@ -20,6 +20,9 @@ def pg_server(tmp_path_factory):
         from assistant.stores.pglocal import LocalPostgres
 
         server = LocalPostgres(tmp_path_factory.mktemp("pg") / "data", durable=False).start()
+        import atexit
+
+        atexit.register(server.stop, "immediate")  # also when the session ends abnormally (idempotent)
     except Exception as exc:  # missing wheel, unsupported platform, initdb/start failure
         skip_or_fail(f"PostgreSQL with pgvector could not be started: {exc}")
     try:
