@@ -16,6 +16,8 @@ import re
 from collections.abc import Callable
 from functools import lru_cache
 
+from assistant.lexical import lexicon_rows
+
 Commonness = Callable[[str], float]
 """How common an English word or phrase is in the corpus (higher: more common)."""
 
@@ -26,21 +28,15 @@ TOKEN = re.compile(r"\*[^*\n]+\*|\d[\d ,.]*\d|\d|[^\W\d_]+(?:[-:][^\W\d_]+)*|[^\
 ANNOTATED = re.compile(r"[\[\]()]")
 
 
-def _data(name: str, package: str = "assistant.data") -> str:
-    return importlib.resources.files(package).joinpath(name).read_text(encoding="utf-8")
-
-
 @lru_cache(maxsize=1)
 def _render_table() -> dict[str, str]:
-    return {sv: en for sv, en in (line.split("\t", 1) for line in _data("render_sv_en.tsv").splitlines()
-                                  if "\t" in line and not line.startswith("#"))}
+    text = importlib.resources.files("assistant.data").joinpath("render_sv_en.tsv").read_text(encoding="utf-8")
+    return {sv: en for sv, en in (line.split("\t", 1) for line in text.splitlines() if "\t" in line and not line.startswith("#"))}
 
 
-def _rows(text: str):
-    for line in text.splitlines():
-        if line and not line.startswith("#") and "\t" in line:
-            sv, en = line.split("\t", 1)
-            yield sv.replace("|", "").strip().lower(), [e.strip().lower() for e in re.split(r"[,;]", en) if e.strip()]
+def _senses(source: str):
+    for sv, en in lexicon_rows(source):
+        yield sv, [e.strip().lower() for e in re.split(r"[,;]", en) if e.strip()]
 
 
 @lru_cache(maxsize=1)
@@ -48,15 +44,11 @@ def senses() -> dict[str, list[str]]:
     """Swedish word -> its English senses: the domain glossary's first sense alone, else every
     plain sense Folkets lexikon lists for it (annotated ones, "(wild) duck", "[us]", left out)."""
     table: dict[str, list[str]] = {}
-    for sv, en in _rows(_data("glossary_sv_en.tsv")):
+    for sv, en in _senses("domain"):
         if " " not in sv and en:
             table.setdefault(sv, en[:1])
     domain = set(table)
-    try:
-        folkets = _data("folkets_sv_en.tsv", "svlang.data")
-    except (ModuleNotFoundError, FileNotFoundError):  # pragma: no cover - svlang is a dependency
-        folkets = ""
-    for sv, en in _rows(folkets):
+    for sv, en in _senses("folkets"):
         if " " in sv or sv in domain:
             continue
         listed = table.setdefault(sv, [])

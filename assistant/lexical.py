@@ -67,22 +67,24 @@ def stem(word: str, lang: str = "en") -> str:
     return _stemmer(lang).stemWord(DEMONYMS.get(word, word))
 
 
-def _glossary_lines() -> list[tuple[str, list[str]]]:
-    rows: list[tuple[str, list[str]]] = []
-    domain = importlib.resources.files("assistant.data").joinpath("glossary_sv_en.tsv").read_text(encoding="utf-8")
-    sources = [domain]
+@lru_cache(maxsize=2)
+def lexicon_rows(source: str) -> tuple[tuple[str, str], ...]:
+    """(Swedish headword, its English senses as listed) of ``source``: ``"domain"`` (the project's
+    glossary) or ``"folkets"`` (Folkets lexikon, through svlang; empty if it is missing)."""
     try:
-        folkets = importlib.resources.files("svlang.data").joinpath("folkets_sv_en.tsv")
-        sources.append(folkets.read_text(encoding="utf-8"))
+        if source == "domain":
+            text = importlib.resources.files("assistant.data").joinpath("glossary_sv_en.tsv").read_text(encoding="utf-8")
+        else:
+            text = importlib.resources.files("svlang.data").joinpath("folkets_sv_en.tsv").read_text(encoding="utf-8")
     except (ModuleNotFoundError, FileNotFoundError):  # pragma: no cover - svlang is a dependency
-        pass
-    for text in sources:
-        for line in text.splitlines():
-            if not line or line.startswith("#") or "\t" not in line:
-                continue
-            sv, en = line.split("\t", 1)
-            rows.append((sv.replace("|", "").strip().lower(), [e.strip().lower() for e in en.split(",") if e.strip()]))
-    return rows
+        return ()
+    rows = (line.split("\t", 1) for line in text.splitlines() if line and not line.startswith("#") and "\t" in line)
+    return tuple((sv.replace("|", "").strip().lower(), en) for sv, en in rows)
+
+
+def _glossary_lines() -> list[tuple[str, list[str]]]:
+    return [(sv, [e.strip().lower() for e in en.split(",") if e.strip()])
+            for source in ("domain", "folkets") for sv, en in lexicon_rows(source)]
 
 
 @lru_cache(maxsize=1)

@@ -133,20 +133,21 @@ MAX_TYPO_CANDIDATES = 12
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """The words of the passages, for typo correction: as a set, sorted, and their stems."""
+    """The words of the passages, for typo correction: as a set, sorted, and the English words
+    another form of which the passages have ("rank" beside "ranking"; but not "staf", though
+    "staffing" stems to it: it is no word). Built once, when an index is loaded."""
 
     words: frozenset[str]
     choices: list[str]
-    stems: frozenset[str]
+    other_forms: frozenset[str]
 
     @classmethod
     def of(cls, ws: set[str] | frozenset[str]) -> "Vocabulary":
-        return cls(frozenset(ws), sorted(ws), frozenset(stem(w) for w in ws))
+        stems = {stem(w) for w in ws}
+        return cls(frozenset(ws), sorted(ws), frozenset(w for w in english_words() if stem(w) in stems))
 
     def knows(self, word: str) -> bool:
-        """A word of the passages, or an English word another form of which is ("rank" beside
-        "ranking"; but "staf" is no word, though "staffing" stems to it)."""
-        return word in self.words or (word in english_words() and stem(word) in self.stems)
+        return word in self.words or word in self.other_forms
 
 
 def correct_typos(ws: list[str], vocabulary: Vocabulary) -> dict[str, str]:
@@ -172,14 +173,10 @@ def route_documents(question: str, documents: list[DocumentInfo]) -> list[str]:
         named = [i for i in named if next(d for d in documents if d.id == i).doc_type == "annual_report"] or named
     years = [int(y) for y in YEAR.findall(q)]
     if len(set(named)) > 1 and years:
-        by_year = [i for i in named if _covers(next(d for d in documents if d.id == i), years)]
+        by_year = [i for i in named if any(next(d for d in documents if d.id == i).covers(y) for y in years)]
         named = by_year or named
     return list(dict.fromkeys(named))
 
-
-def _covers(doc: DocumentInfo, years: list[int]) -> bool:
-    span = doc.years
-    return bool(span) and any(span[0] <= y <= span[1] for y in years)
 
 
 def plan_query(question: str, documents: list[DocumentInfo], vocabulary: Vocabulary,

@@ -34,6 +34,11 @@ class DocumentInfo(BaseModel):
             return min(found), max(found)
         return (self.year, self.year) if self.year else None
 
+    def covers(self, year: int) -> bool:
+        """Does the document's period include ``year``?"""
+        span = self.years
+        return bool(span) and span[0] <= year <= span[1]
+
 
 class Filters(BaseModel):
     """Restrict retrieval. Unknown keys are rejected (the API answers 400)."""

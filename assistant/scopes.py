@@ -24,11 +24,6 @@ class Scope:
     """The asked year this side is about, when the sides are years."""
 
 
-def covers(doc: DocumentInfo, year: int) -> bool:
-    span = doc.years
-    return bool(span) and span[0] <= year <= span[1]
-
-
 def question_scopes(years: list[int], named: list[str], documents: list[DocumentInfo]) -> list[Scope]:
     """The sides of a question: one per named document (two or more named), else one per asked year
     whose covering documents differ from the other years' (a year no document covers is no side).
@@ -39,7 +34,7 @@ def question_scopes(years: list[int], named: list[str], documents: list[Document
     pool = [d for d in documents if not named or d.id in named]
     scopes: list[Scope] = []
     for year in dict.fromkeys(years):
-        docs = tuple(d.id for d in pool if covers(d, year))
+        docs = tuple(d.id for d in pool if d.covers(year))
         if docs and all(s.documents != docs for s in scopes):
             scopes.append(Scope(docs, year))
     return scopes if len(scopes) >= 2 else []
