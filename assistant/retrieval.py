@@ -90,6 +90,7 @@ class HybridRetriever(BaseRetriever):
         self.passages = stats.passages
         self.candidates_k = min(candidates or self.passages, self.passages)
         self._facts: dict[str, _Facts] = {}
+        self._full: tuple[Candidates, dict[str, int]] | None = None
 
     @property
     def full_scan(self) -> bool:
@@ -121,21 +122,44 @@ class HybridRetriever(BaseRetriever):
         self.check_filters(filters)
         pushed = None if self.full_scan else filters
         k = self.candidates_k
-        lexical = dict(self.store.lexical(plan.tokens, k, pushed))
-        dense = dict(self.store.dense(self.query_vector(plan), k, pushed))
-        nodes = self.store.get(list(dict.fromkeys([*dense, *lexical])))
+        lexical = self.store.lexical(plan.tokens, k, pushed)
+        dense = self.store.dense(self.query_vector(plan), k, pushed)
+        if self.full_scan:  # every passage, every time: the layout is the same, only the scores differ
+            layout, rows = self._full_layout(dense)
+        else:
+            layout = self._layout(self.store.get(list(dict.fromkeys([i for i, _ in dense] + [i for i, _ in lexical]))))
+            rows = {n.node_id: i for i, n in enumerate(layout.nodes)}
+        bm25 = np.zeros(len(layout.nodes), dtype=np.float32)
+        vectors = np.full(len(layout.nodes), min((v for _, v in dense), default=0.0), dtype=np.float32)
+        for i, v in lexical:
+            bm25[rows[i]] = v
+        for i, v in dense:
+            vectors[rows[i]] = v
+        keep = layout.keep
+        if filters is not None and not filters.empty:
+            admitted = [d for d, doc in self.doc_of.items() if filters.admits(doc)]
+            keep = np.isin(layout.doc_ids, admitted)
+        return replace(layout, bm25=bm25, dense=vectors, keep=keep)
+
+    def _full_layout(self, dense: list[tuple[str, float]]) -> tuple[Candidates, dict[str, int]]:
+        """The layout of every passage and each passage's row, made on the first full scan (whose
+        dense list has them all); concurrent first scans make the same one."""
+        if self._full is None:
+            layout = self._layout(self.store.get([i for i, _ in dense]))
+            self._full = layout, {n.node_id: i for i, n in enumerate(layout.nodes)}
+        return self._full
+
+    def _layout(self, nodes: list[TextNode]) -> Candidates:
+        """Passages in index order with the per-passage facts the fusion reads (no scores yet)."""
         facts = [self._facts_of(n) for n in nodes]
         order = sorted(range(len(nodes)), key=lambda i: facts[i].position)
         nodes, facts = [nodes[i] for i in order], [facts[i] for i in order]
-        dense_floor = min(dense.values(), default=0.0)
-        keep = np.ones(len(nodes), dtype=bool)
-        if filters is not None and not filters.empty:
-            keep = np.array([filters.admits(self.doc_of[f.document_id]) for f in facts], dtype=bool)
+        empty = np.zeros(len(nodes), dtype=np.float32)
         return Candidates(
             nodes=nodes,
-            bm25=np.array([lexical.get(n.node_id, 0.0) for n in nodes], dtype=np.float32),
-            dense=np.array([dense.get(n.node_id, dense_floor) for n in nodes], dtype=np.float32),
-            keep=keep,
+            bm25=empty,
+            dense=empty,
+            keep=np.ones(len(nodes), dtype=bool),
             doc_ids=np.array([f.document_id for f in facts]),
             years_in_text=[f.years_in_text for f in facts],
             period_start=np.array([f.period[0] for f in facts]),
