@@ -30,9 +30,15 @@ class QueryBatcher:
         self._thread.start()
 
     def embed(self, text: str) -> np.ndarray:
-        future: Future = Future()
-        self._queue.put((text, future))
-        return future.result()
+        return self.embed_many([text])[0]
+
+    def embed_many(self, texts: list[str]) -> list[np.ndarray]:
+        """One vector per text; texts queued together share a model call."""
+        futures: list[Future] = []
+        for text in texts:
+            futures.append(Future())
+            self._queue.put((text, futures[-1]))
+        return [f.result() for f in futures]
 
     def _run(self) -> None:
         while True:

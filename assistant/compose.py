@@ -10,6 +10,7 @@ embedder) from here; each part is picked by name from its registry:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -59,6 +60,8 @@ def assemble(settings: Settings, ranker: Ranker | None = None) -> Parts:
     from assistant.ranker import Ranker
     from assistant.retrieval import HybridRetriever
 
+    if settings.model_threads > 0:  # read when the model's library loads, so before make_embedder
+        os.environ.setdefault("OMP_NUM_THREADS", str(settings.model_threads))
     store = make_store(settings)
     check_compatible(store.manifest(), settings)
     embedder = make_embedder(settings, batch_queries=True)

@@ -29,6 +29,7 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
+from functools import cache
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -85,6 +86,7 @@ def model_lock(key: str) -> threading.Lock:
     return lock
 
 
+@cache  # a metadata lookup parses the package's METADATA file: once per process, not per query
 def _pkg_version(name: str) -> str:
     try:
         return version(name)
@@ -421,22 +423,38 @@ class CachedEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         """float32 (dims,) unit vector for a search query (in-memory LRU, not on disk)."""
+        return self.embed_queries([text])[0]
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 (n, dims) unit vectors for search queries; those not remembered are embedded
+        together, in one model call (through the micro-batcher when there is one)."""
+        texts = list(texts)
+        out = np.zeros((len(texts), self.dims), dtype=np.float32)
+        todo: dict[str, list[int]] = {}
         with self._lock:
-            vec = self._queries.get(text)
-            if vec is not None:
-                self._queries.move_to_end(text)
-                return vec.copy()
+            for i, text in enumerate(texts):
+                vec = self._queries.get(text)
+                if vec is None:
+                    todo.setdefault(text, []).append(i)
+                else:
+                    self._queries.move_to_end(text)
+                    out[i] = vec
+        if not todo:
+            return out
+        new = list(todo)
         if self.batcher is not None:
-            vec = self.batcher.embed(text)
+            vecs = self.batcher.embed_many(new)
         else:
-            encode = getattr(self.embedding, "encode_query", None)
-            vec = encode(text) if encode else np.asarray(self.embedding.get_query_embedding(text), dtype=np.float32)
-        vec = np.asarray(vec, dtype=np.float32).reshape(self.dims)
+            encode = getattr(self.embedding, "encode_queries", None)
+            vecs = encode(new) if encode else [self.embedding.get_query_embedding(t) for t in new]
         with self._lock:
-            self._queries[text] = vec
+            for text, vec in zip(new, vecs):
+                vec = np.asarray(vec, dtype=np.float32).reshape(self.dims)
+                out[todo[text]] = vec
+                self._queries[text] = vec
             while len(self._queries) > self._query_cache_size:
                 self._queries.popitem(last=False)
-        return vec.copy()
+        return out
 
     def flush(self) -> None:
         """Write new vectors to disk (atomically). Called automatically; cheap when nothing is new."""

@@ -15,7 +15,7 @@ import numpy as np
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from assistant.query import QueryPlan, Vocabulary, plan_query
+from assistant.query import QueryPlan, Vocabulary, part_plan, plan_query
 from assistant.records import Filters, Turn
 from assistant.store import PassageStore
 from assistant.text import YEAR
@@ -109,6 +109,12 @@ class HybridRetriever(BaseRetriever):
         ``MAX_EMBEDDED_CHARS`` are embedded: a question at the size limit would otherwise cost
         seconds of model time while other questions wait."""
         return np.asarray(self.embedder.embed_query(plan.search_text[:MAX_EMBEDDED_CHARS]), dtype=np.float32)
+
+    def prepare(self, plan: QueryPlan) -> None:
+        """Embed, in one model call, every text a question is scored on: its own and those of the
+        things it asks (``QueryPlan.parts``, ranked by the answerer), which one by one cost twice."""
+        plans = [plan, *(part_plan(plan, p) for p in plan.parts)]
+        self.embedder.embed_queries([p.search_text[:MAX_EMBEDDED_CHARS] for p in plans])
 
     def check_filters(self, filters: Filters | None) -> None:
         if filters and filters.document_ids:
@@ -210,6 +216,7 @@ class HybridRetriever(BaseRetriever):
     def gather(self, plan: QueryPlan, top_k: int, filters: Filters | None = None) -> list[NodeWithScore]:
         """``search``, then for a question with several sides the best ``SCOPE_K`` passages of each
         side that the main results lack, so that every side has evidence."""
+        self.prepare(plan)
         hits = self.search(plan, top_k, filters)
         seen = {h.node.node_id for h in hits}
         for scope in plan.scopes:

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     ask_workers: int = 8
     """Threads that answer questions. Their model work is shared: concurrent query embeddings are
     batched (``query_batch_size``), so more threads than cores keep the model's batches full."""
+    model_threads: int = 1
+    """Threads a model call may use while answering (``OMP_NUM_THREADS``, unless the environment sets
+    it). One: on 2 cores, while the model embeds one batch, the other core answers; 0: all cores."""
     query_batch_size: int = 16
     """Most query embeddings one model call takes (``assistant.batching``)."""
     query_batch_wait_ms: float = 4.0

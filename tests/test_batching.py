@@ -55,3 +55,29 @@ def test_the_service_embeds_through_the_batcher(full_service):
     before = sum(full_service.query_batch_sizes().values())
     full_service.ask("How many staff did the Office of the Ombudsperson receive in 2017, a batching probe?")
     assert sum(full_service.query_batch_sizes().values()) == before + 1
+
+
+def test_texts_queued_together_share_one_model_call():
+    calls = []
+
+    def encode(texts):
+        calls.append(list(texts))
+        return np.array([[float(len(t)), 1.0] for t in texts], dtype=np.float32)
+
+    batcher = QueryBatcher(encode, max_batch=8, max_wait_s=0.01)
+    vectors = batcher.embed_many(["a", "bb", "ccc"])
+    assert calls == [["a", "bb", "ccc"]]
+    assert [v[0] for v in vectors] == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.slow
+def test_a_question_asking_several_things_is_embedded_in_one_model_call(full_service):
+    question = ("How many staff did the Office of the Ombudsperson receive in 2017 (a probe of parts), "
+                "and how many cases did it close?")
+    assert len(full_service.parts().retriever.plan(question).parts) == 2
+    sizes = full_service.query_batch_sizes()
+    calls, queries = sum(sizes.values()), sum(n * k for n, k in sizes.items())
+    full_service.ask(question)
+    sizes = full_service.query_batch_sizes()
+    assert sum(sizes.values()) == calls + 1, "the question and its parts go to the model together"
+    assert sum(n * k for n, k in sizes.items()) == queries + 3
