@@ -22,12 +22,12 @@ from llama_index.core.schema import NodeWithScore
 from assistant.evidence import (Candidate, IdfTable, cell_value, score_candidates, split_spans, table_context,
                                 year_support)
 from assistant.gloss import english_gloss
-from assistant.lexical import index_tokens, stem, token_set
+from assistant.lexical import STOPWORDS, index_tokens, stem, token_set
 from assistant.query import QueryPlan, part_plan
 from assistant.ranker import ANSWER_SPANS, Ranker
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
 from assistant.scopes import Scope
-from assistant.text import FIGURE, NUMBER, YEAR, figure_value, format_number, is_reference
+from assistant.text import FIGURE, NUMBER, YEAR, figure_phrase, figure_value, format_number, is_reference
 
 VALUE = re.compile(r"[(\-–]?\s*[\d][\d\s,.]*\)?\s*%?|[-–]")  # a cell that is a figure, not a label
 COMPARISON = re.compile(r"\b(compare\w*|agree\w*|differ\w*|versus|vs\.?|both|jämför\w*|skillnad\w*|överens)\b", re.I)
@@ -191,11 +191,45 @@ class ExtractiveAnswerer:
             claims = [claims[i] for i in order]
             periods = [plan.scopes[side[i]].year if side[i] < len(plan.scopes) else None for i in order]
         asks = {id(part[0]): part_plan(plan, q) for q, part in zip(plan.parts, parts) if part}
-        lines = [self.claim_text(c, asks.get(id(c), plan), n == 1 or bool(plan.scopes) or id(c) in asks, period)
-                 + f" [{n}]"
+        lead = self.lead(claims, periods, plan, asks)
+        lines = [self.claim_text(c, asks.get(id(c), plan),
+                                 not lead and (n == 1 or bool(plan.scopes) or id(c) in asks), period) + f" [{n}]"
                  for n, (c, period) in enumerate(zip(claims, periods), start=1)]
         change = self.change(claims, periods, plan)
-        return claims, "\n\n".join(lines + ([change] if change else []))
+        return claims, "\n\n".join(([lead] if lead else []) + lines + ([change] if change else []))
+
+    def lead(self, claims: list[Candidate], periods: list[int | None], plan: QueryPlan,
+             asks: dict[int, QueryPlan]) -> str | None:
+        """For a question that asks for several figures (its parts, or its sides: years, documents),
+        one first sentence stating each, citing each: "**136** security training sessions and
+        **2,839** UNSMS [1][2]." None when fewer than two of its answers state a figure."""
+        if len(claims) < 2 or not (plan.scopes or asks):
+            return None
+        first = part_plan(plan, plan.parts[0]) if plan.parts else plan  # the first thing asked, first
+        stated: list[tuple[str, int]] = []
+        sides: set[int | str] = set()  # a side's (year's, document's) first claim answers it; later ones support
+        for n, (c, period) in enumerate(zip(claims, periods), start=1):
+            ask = asks.get(id(c)) or (first if n == 1 else None)
+            side = period or c.document_id
+            if not (ask or (plan.scopes and side and side not in sides)):
+                continue
+            sides.add(side)
+            ask = ask or plan
+            wanted = ask.wants_number or (plan.scopes and ask is plan)  # sides: like ``change``, any figure
+            figure = lead_figure(" ".join(c.quote.split()), ask) if wanted and not c.is_row else None
+            if not figure:
+                return None
+            shown = format_number(figure) if figure[0].isdigit() else figure
+            counted = figure_phrase(" ".join(c.quote.split()), figure, STOPWORDS)[len(figure):]
+            if c.node.metadata.get("language") == "sv" and not plan.swedish:
+                shown, counted = (english_gloss(t, self.commonness) if t.strip() else t for t in (shown, counted))
+            phrase = f"**{shown}**{counted}" + (f" in {period}" if period else "")
+            if all(phrase != p for p, _ in stated):
+                stated.append((phrase, n))
+        if len(stated) < 2:
+            return None
+        said = [p for p, _ in stated]
+        return f"{', '.join(said[:-1])} and {said[-1]} " + "".join(f"[{n}]" for _, n in stated) + "."
 
     def change(self, claims: list[Candidate], periods: list[int | None], plan: QueryPlan) -> str | None:
         """For two years' figures of the same measure and unit, the comparison: "From 13,500 in 2019 [1] to 19,400

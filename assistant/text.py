@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 YEAR = re.compile(r"\b((?:19|20)\d\d)\b")
 _RANGE = re.compile(
@@ -154,6 +155,21 @@ def figure_value(figure: str) -> tuple[float, str] | None:
         return value, "%"
     currency = re.search(r"USD|SEK|DKK|CHF|EUR|US\$", figure)
     return value, currency.group(0) if currency else ""
+
+
+def figure_phrase(sentence: str, figure: str, stop: Collection[str], most: int = 4) -> str:
+    """The figure with the words after it that say what it counts, up to a function word or a
+    punctuation mark: "2,839 personnel" of "A total of 2,839 personnel were trained". The figure
+    alone when more than ``most`` words would follow (a phrase cut short says something else)."""
+    at = sentence.find(figure)
+    if at < 0:
+        return figure
+    kept = []
+    for w in re.match(r"(?:\s+[^\W\d_][\w-]*)*", sentence[at + len(figure):]).group(0).split():
+        if w.lower() in stop:
+            break
+        kept.append(w)
+    return " ".join([figure, *kept]) if len(kept) <= most else figure
 
 
 def format_number(raw: str) -> str:

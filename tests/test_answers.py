@@ -145,6 +145,32 @@ def test_a_question_asking_two_things_gets_both(full_service):
     assert_grounded(answer, full_service)
 
 
+def test_the_first_sentence_states_every_figure_asked_for(full_service):
+    """Two things asked, or two years: the lead (up to its first citation) states both, citing both."""
+    from assistant.text import lead_text
+
+    for question, figures in (
+        ("How many security training sessions did IOM deliver in 2019, and how many personnel were trained?",
+         ("136", "2,839")),
+        ("How many IOM staff completed the ethics and conduct e-learning course in 2019 and in 2020?",
+         ("13,500", "19,400")),
+    ):
+        answer = full_service.ask(question)
+        lead = lead_text(answer.answer)
+        assert all(f in lead for f in figures), answer.answer
+        assert answer.answer.startswith(lead + "[1][2].")
+        assert_grounded(answer, full_service)
+
+
+def test_figure_phrases_say_what_is_counted():
+    from assistant.lexical import STOPWORDS
+    from assistant.text import figure_phrase
+
+    assert figure_phrase("A total of 2,839 personnel were trained.", "2,839", STOPWORDS) == "2,839 personnel"
+    assert figure_phrase("approximately 19,400 staff had completed", "19,400", STOPWORDS) == "19,400 staff"
+    assert figure_phrase("with 5 new regional offices opened across the continent", "5", STOPWORDS) == "5"
+
+
 def test_swedish_rendering_takes_the_corpus_sense(full_service):
     """Of a Swedish word's lexicon senses the rendering takes the one the corpus uses; titles stand."""
     from assistant.gloss import english_gloss
