@@ -202,25 +202,27 @@ class ExtractiveAnswerer:
              asks: dict[int, QueryPlan]) -> str | None:
         """For a question that asks for several figures (its parts, or its sides: years, documents),
         one first sentence stating each, citing each: "**136** security training sessions and
-        **2,839** UNSMS [1][2]." None when fewer than two of its answers state a figure."""
+        **2,839** UNSMS [1][2]." None when fewer than two of its answers state a figure (sides: any
+        figure, as ``change``; the rest: a figure of the kind asked, by the part or the whole question)."""
         if len(claims) < 2 or not (plan.scopes or asks):
             return None
         first = part_plan(plan, plan.parts[0]) if plan.parts else plan  # the first thing asked, first
         stated: list[tuple[str, int]] = []
         sides: set[int | str] = set()  # a side's (year's, document's) first claim answers it; later ones support
         for n, (c, period) in enumerate(zip(claims, periods), start=1):
-            ask = asks.get(id(c)) or (first if n == 1 else None)
             side = period or c.document_id
-            if not (ask or (plan.scopes and side and side not in sides)):
+            is_side = bool(plan.scopes) and side not in sides
+            ask = asks.get(id(c)) or (first if n == 1 or is_side else None)  # a side: the same measure
+            if not ask:
                 continue
             sides.add(side)
-            ask = ask or plan
-            wanted = ask.wants_number or (plan.scopes and ask is plan)  # sides: like ``change``, any figure
-            figure = lead_figure(" ".join(c.quote.split()), ask) if wanted and not c.is_row else None
-            if not figure:
-                return None
+            quote = " ".join(c.quote.split())
+            wanted = [a for a in (ask or plan, plan) if a.wants_number or plan.scopes]
+            figure = next((f for a in wanted if (f := lead_figure(quote, a))), None) if not c.is_row else None
+            if not figure:  # this answer is stated by its quote below
+                continue
             shown = format_number(figure) if figure[0].isdigit() else figure
-            counted = figure_phrase(" ".join(c.quote.split()), figure, STOPWORDS)[len(figure):]
+            counted = figure_phrase(quote, figure, STOPWORDS)[len(figure):]
             if c.node.metadata.get("language") == "sv" and not plan.swedish:
                 shown, counted = (english_gloss(t, self.commonness) if t.strip() else t for t in (shown, counted))
             phrase = f"**{shown}**{counted}" + (f" in {period}" if period else "")

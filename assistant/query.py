@@ -52,8 +52,9 @@ def figure_pattern(question: str) -> re.Pattern | None:
 
 
 CLAUSE_BREAK = re.compile(
-    r"\?\s+(?=\S)|,?\s+(?:and|but)\s+(?=(?:how|what|which|who|when|where|why|did|does|do|is|was|were|has|have|had)\b)"
-    r"|,?\s+(?:och|men)\s+(?=(?:hur|vad|vilk\w*|när|var|vem|varför)\b)",
+    r"\?\s+(?=\S)|,?\s+(?:and|but)\s+(?=(?:(?:from|in|for|to|at|by|with|on|of)\s+)?"
+    r"(?:how|what|which|who|when|where|why|did|does|do|is|was|were|has|have|had)\b)"
+    r"|,?\s+(?:och|men)\s+(?=(?:(?:från|i|för|till|med|av|på)\s+)?(?:hur|vad|vilk\w*|när|var|vem|varför)\b)",
     re.I,
 )
 """Where a question asks a second thing: "..., and how many personnel were trained?", "... ? What did ..."."""
