@@ -45,6 +45,8 @@ class AnswererParts:
     documents: list[DocumentInfo]
     ranker: Ranker
     span_similarity: SpanSimilarity | None = None
+    next_passage: Callable[[str], "TextNode | None"] | None = None
+    """The passage after this one in its document (``PassageStore.neighbours``): a list runs on there."""
 
 
 AnswererFactory = Callable[[AnswererParts], Answerer]
@@ -74,7 +76,8 @@ def extractive(parts: AnswererParts) -> ExtractiveAnswerer:
     from assistant.evidence import IdfTable
 
     return ExtractiveAnswerer(IdfTable.from_stats(parts.stats), parts.documents, parts.ranker,
-                              AnswerPolicy(threshold=parts.settings.answer_threshold), parts.span_similarity)
+                              AnswerPolicy(threshold=parts.settings.answer_threshold), parts.span_similarity,
+                              parts.next_passage)
 
 
 def _openai(parts: AnswererParts) -> Answerer:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from llama_index.core.schema import NodeWithScore
+from llama_index.core.schema import NodeWithScore, TextNode
 
 from assistant.evidence import (Candidate, IdfTable, cell_value, score_candidates, split_spans, table_context,
                                 year_support)
@@ -31,6 +31,16 @@ from assistant.text import FIGURE, NUMBER, YEAR, figure_phrase, figure_value, fo
 
 VALUE = re.compile(r"[(\-–]?\s*[\d][\d\s,.]*\)?\s*%?|[-–]")  # a cell that is a figure, not a label
 COMPARISON = re.compile(r"\b(compare\w*|agree\w*|differ\w*|versus|vs\.?|both|jämför\w*|skillnad\w*|överens)\b", re.I)
+
+
+LIST_MARK = re.compile(r"(?:^|\n)[ \t]*(?:\d{1,2}[.)]|[a-z][.)]|[-•*–])[ \t]*$")
+"""What opens a line that is an item of a list: "1.", "a)", "-"."""
+
+
+def is_item(text: str, span: str) -> bool:
+    """Is ``span`` (a span of ``text``) an item of a list: on a line of its own, after a list mark."""
+    at = text.find(span)
+    return at >= 0 and bool(LIST_MARK.search(text[:at]))
 
 
 @dataclass(frozen=True)
@@ -134,11 +144,14 @@ def to_passage_out(hit: NodeWithScore) -> PassageOut:
 
 class ExtractiveAnswerer:
     def __init__(self, idf: IdfTable, documents: list[DocumentInfo], ranker: Ranker, policy: AnswerPolicy | None = None,
-                 span_similarity: Callable[[QueryPlan], Callable[[str, int], np.ndarray | None]] | None = None):
+                 span_similarity: Callable[[QueryPlan], Callable[[str, int], np.ndarray | None]] | None = None,
+                 next_passage: Callable[[str], TextNode | None] | None = None):
         """``span_similarity(plan)``: how the question's vector compares with the spans of a passage
-        (``PassageStore.span_similarity`` of the query vector)."""
+        (``PassageStore.span_similarity`` of the query vector); ``next_passage(id)``: the passage
+        after it in its document, where a list that ends a passage runs on."""
         self.idf = idf
         self.span_similarity = span_similarity
+        self.next_passage = next_passage
         self.documents = {d.id: d for d in documents}
         self.doc_years = {d.id: d.years for d in documents}
         self.ranker = ranker
@@ -300,11 +313,24 @@ class ExtractiveAnswerer:
             if c.document_id == best.document_id and c.features["year_elsewhere"] == 0 and not overlaps(c):
                 claims.append(c)
         if best.quote.rstrip().endswith(":"):
-            spans = [q for q, _ in split_spans(best.node)]
-            after = spans[spans.index(best.quote) + 1:] if best.quote in spans else []
-            claims += [Candidate(best.node, best.rank, best.passage_score, q, False) for q in after[:8]
-                       if not any(q == k.quote for k in claims)]
+            claims += [item for item in self.list_items(best)[:8] if not any(item.quote == k.quote for k in claims)]
         return claims
+
+    def list_items(self, opener: Candidate) -> list[Candidate]:
+        """The spans after one that opens a list ("... are:"); when the list runs to the end of its
+        passage, also the items that open the next passage."""
+        spans = [q for q, _ in split_spans(opener.node)]
+        if opener.quote not in spans:
+            return []
+        items = [Candidate(opener.node, opener.rank, opener.passage_score, q, False)
+                 for q in spans[spans.index(opener.quote) + 1:]]
+        following = self.next_passage(opener.node.node_id) if self.next_passage and items else None
+        if following is not None and is_item(opener.node.text, items[-1].quote):
+            for q, _ in split_spans(following):
+                if not is_item(following.text, q):
+                    break
+                items.append(Candidate(following, opener.rank, opener.passage_score, q, False))
+        return items
 
     def in_scope(self, c: Candidate, scope: Scope) -> bool:
         """Is the span evidence for this side: from its documents, and about its year (or about no

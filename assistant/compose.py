@@ -81,6 +81,7 @@ def assemble(settings: Settings, ranker: Ranker | None = None) -> Parts:
         documents=store.documents(),
         ranker=ranker or Ranker.load(settings.ranker_path),
         span_similarity=span_similarity,
+        next_passage=lambda passage_id: store.neighbours(passage_id)[1],
     ))
     retriever.query_vector(retriever.plan("warm up"))  # load the model now, not on the first question
     return Parts(store, retriever, answerer)

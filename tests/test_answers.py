@@ -162,6 +162,15 @@ def test_the_first_sentence_states_every_figure_asked_for(full_service):
         assert_grounded(answer, full_service)
 
 
+def test_a_list_that_runs_into_the_next_passage_is_stated_whole(full_service):
+    """The four priority areas are split over two passages by the chunker: all four are stated and
+    the fourth cites the passage it is in."""
+    answer = full_service.ask("List the four priority areas for Danish support to IOM in 2023-2026.")
+    assert answer.answered and "climate change" in answer.answer
+    assert len({c.passage_id for c in answer.citations}) == 2
+    assert_grounded(answer, full_service)
+
+
 def test_figure_phrases_say_what_is_counted():
     from assistant.lexical import STOPWORDS
     from assistant.text import figure_phrase
