@@ -36,7 +36,7 @@ ANAPHORS = frozenset(
     """it its that those this these they them their there same one ones former latter above
     det den dess dessa detta denna de dem deras där samma""".split()
 )
-CONNECTIVES = frozenset("and but also about what how och men också gäller".split())
+CONNECTIVES = frozenset("and but also about what how then och men också gäller då".split())
 NAME = re.compile(r"\b[A-ZÅÄÖ][\wåäöÅÄÖ'’-]+(?:\s+[A-ZÅÄÖ][\wåäöÅÄÖ'’-]+)*")
 """A name: one or more capitalised words in a row ("United States", "P-4")."""
 
