@@ -31,6 +31,9 @@ NUMBER_QUESTION = re.compile(
 HOW_MANY = re.compile(r"\b(?:how many|number of|hur många|antal(?:et)?)\s+(?:\w+\s+){0,2}?([a-zåäö]{3,})", re.I)
 HOW_MUCH = re.compile(r"\b(?:how much|what amount|hur mycket|vilket belopp)\b", re.I)
 MONEY = re.compile(rf"(?:{CURRENCY_CODES}|US\$|\$)\s?\d|\d[\d ,.]*\s?(?:{AMOUNT_WORDS})", re.I)
+WHAT_SHARE = re.compile(r"\b(?:what|which|how (?:large|big|high)(?: a)?)\s+(?:share|percentage|proportion|per ?cent|part)\b"
+                        r"|\b(?:hur stor|vilken|hur många)\s+(?:andel|procent|del)\b", re.I)
+PERCENT = re.compile(r"\d[\d.,]*\s?(?:%|per\s?cent|percent|procent)", re.I)
 
 
 MOST = re.compile(r"\b(largest|biggest|highest|most|greatest|top|main|leading|största|högsta|mest|flest)\b", re.I)
@@ -43,7 +46,10 @@ def superlative(question: str) -> str | None:
 
 
 def figure_pattern(question: str) -> re.Pattern | None:
-    """What the asked-for figure looks like in a sentence: a count of the asked-for noun, or money."""
+    """What the asked-for figure looks like in a sentence: a count of the asked-for noun, a share
+    (a percentage), or money."""
+    if WHAT_SHARE.search(question):
+        return PERCENT
     m = HOW_MANY.search(question)
     if m:
         noun = re.escape(m.group(1).lower()[:max(3, len(m.group(1)) - 2)])
