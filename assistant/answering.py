@@ -27,7 +27,8 @@ from assistant.query import QueryPlan, part_plan
 from assistant.ranker import ANSWER_SPANS, Ranker
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
 from assistant.scopes import Scope
-from assistant.text import FIGURE, NUMBER, YEAR, figure_phrase, figure_value, format_number, is_reference
+from assistant.text import (FIGURE, NUMBER, YEAR, figure_phrase, figure_value, format_number, is_reference,
+                            states_figure)
 
 VALUE = re.compile(r"[(\-–]?\s*[\d][\d\s,.]*\)?\s*%?|[-–]")  # a cell that is a figure, not a label
 COMPARISON = re.compile(r"\b(compare\w*|agree\w*|differ\w*|versus|vs\.?|both|jämför\w*|skillnad\w*|överens)\b", re.I)
@@ -51,6 +52,9 @@ class AnswerPolicy:
     """The lead and at most two supporting claims."""
     support_margin: float = 2.0
     """A supporting claim's ranking score may be at most this far below the lead's."""
+    require_figure: bool = True
+    """A question asking for a count, an amount or a share ("how many", "how much", "what share")
+    is refused when none of the claims states a figure: the evidence lacks the asked measure."""
 
 
 def _ordinal(n: str) -> str:
@@ -187,6 +191,8 @@ class ExtractiveAnswerer:
         if self.answerable(cands) < self.threshold:
             return Answer(answer=self.refusal(plan, cands, passages), answered=False, passages=passages)
         claims, text = self.compose(cands, plan, self.part_candidates(plan, retrieved))
+        if self.policy.require_figure and plan.figure and not any(states_figure(c.quote) for c in claims):
+            return Answer(answer=self.refusal(plan, cands, passages), answered=False, passages=passages)
         citations = [Citation(n=n, passage_id=c.node.node_id, document_id=c.document_id, title=c.node.metadata["title"],
                               page=c.node.metadata.get("page"), section=c.node.metadata.get("section"), quote=c.quote)
                      for n, c in enumerate(claims, start=1)]

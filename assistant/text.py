@@ -35,6 +35,16 @@ ORDINALS = {w: str(n) for n, ws in enumerate((
     ("nineteenth", "19th", "nittonde"), ("twentieth", "20th", "tjugonde"),
 )) for w in ws}
 """Ordinal words (English and Swedish) -> the number: "fifth" is rank 5 of a ranking table."""
+CARDINALS = re.compile(
+    r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
+    r"seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|dozen|"
+    r"två|tre|fyra|fem|sex|sju|åtta|nio|tio|elva|tolv|tjugo|trettio|fyrtio|femtio|hundra|tusen)(?:-\w+)?\b", re.I)
+"""A count written in words ("seventy-seven", "fem år"): a figure, as digits are."""
+
+
+def states_figure(text: str) -> bool:
+    """Does the text state a figure: digits other than a year alone, or a count in words?"""
+    return any(not YEAR.fullmatch(m.group(0)) for m in NUMBER.finditer(text)) or bool(CARDINALS.search(text))
 
 
 _EARLIER = re.compile(

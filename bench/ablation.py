@@ -13,7 +13,10 @@ Levers:
 - supporting claims: the lead alone (no supporting claims);
 - sides: a question about several years or documents planned as one side (no per-side retrieval,
   no claim per side, no stated change);
-- question parts: a question asking several things answered from the whole question's ranking.
+- question parts: a question asking several things answered from the whole question's ranking;
+- stated lead: no first sentence stating each asked figure (the first claim leads, as before);
+- list continuation: a list that ends its passage is not continued into the next one;
+- figure required: a count or amount asked is answered even when no claim states a figure.
 
 Run: .venv/bin/python bench/ablation.py
 """
@@ -72,6 +75,9 @@ def main() -> int:
         ("- follow-up resolution", full, {}, False),
         ("- table cells (extreme row)", ranker_without(("extreme_row",)), {}, True),
         ("- supporting claims", full, {"max_claims": 1}, True),
+        ("- stated lead", full, {"lead": lambda *a: None}, True),
+        ("- list continuation", full, {"next_passage": None}, True),
+        ("- figure required", full, {"require_figure": False}, True),
     ]
     print(f"{'variant':34s} {'set':9s} " + " ".join(f"{c:>18s}" for c in COLUMNS))
     for name, ranker, policy, with_history in variants:
@@ -79,6 +85,9 @@ def main() -> int:
         service.load()
         answerer, retriever = service.parts().answerer, service.parts().retriever
         plan_fields = {k: v for k, v in policy.items() if k in ("scopes", "parts")}
+        for k in ("lead", "next_passage"):  # the answerer's own parts, switched off on the instance
+            if k in policy:
+                setattr(answerer, k, policy.pop(k))
         policy = {k: v for k, v in policy.items() if k not in plan_fields}
         answerer.policy = replace(answerer.policy, **policy) if policy else answerer.policy
         if plan_fields:  # the lever off: the planner's output without it

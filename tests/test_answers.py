@@ -171,6 +171,21 @@ def test_a_list_that_runs_into_the_next_passage_is_stated_whole(full_service):
     assert_grounded(answer, full_service)
 
 
+def test_a_count_asked_for_is_refused_when_no_evidence_states_one(full_service):
+    """The documents say the Copenhagen office moved in 2022, not how many work there: a refusal,
+    not the sentence about the move."""
+    answer = full_service.ask("How many employees does IOM's office in Copenhagen have?")
+    assert not answer.answered and not answer.citations
+
+
+def test_states_figure_counts_digits_and_words_but_not_a_year_alone():
+    from assistant.text import states_figure
+
+    assert states_figure("5,765 staff were trained") and states_figure("perioder om fem år")
+    assert states_figure("Seventy-seven agreements")
+    assert not states_figure("The office moved to Copenhagen in 2022.")
+
+
 def test_figure_phrases_say_what_is_counted():
     from assistant.lexical import STOPWORDS
     from assistant.text import figure_phrase
