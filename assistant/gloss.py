@@ -99,11 +99,19 @@ def swedish_sense(word: str, commonness: Commonness | None = None) -> str | None
     return None
 
 
+@lru_cache(maxsize=1)
+def _tokens() -> re.Pattern:
+    """``TOKEN``, with the abbreviations the render table lists ("t.ex.", "ca.") as single tokens."""
+    abbreviations = sorted((sv for sv in _render_table() if "." in sv), key=len, reverse=True)
+    listed = "|".join(rf"(?<!\w){re.escape(a)}(?!\w)" for a in abbreviations)
+    return re.compile(rf"{listed}|{TOKEN.pattern}" if listed else TOKEN.pattern, re.I)
+
+
 def english_gloss(quote: str, commonness: Commonness | None = None) -> str:
     """A word-by-word English rendering of a Swedish span."""
     render = _render_table()
     out = []
-    for token in TOKEN.findall(quote):
+    for token in _tokens().findall(quote):
         low = token.lower()
         if token.startswith("*") or token[0].isdigit() or not token[0].isalpha() or (len(token) > 1 and token.isupper()):
             out.append(token)  # titles, figures, punctuation, codes and acronyms (SEK, IOM) as they stand

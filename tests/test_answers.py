@@ -186,6 +186,14 @@ def test_states_figure_counts_digits_and_words_but_not_a_year_alone():
     assert not states_figure("The office moved to Copenhagen in 2022.")
 
 
+def test_swedish_abbreviations_are_rendered_whole():
+    """"ca." and "t.ex." are one word each, so a figure after them stays in its sentence's rendering."""
+    from assistant.gloss import english_gloss
+
+    text = english_gloss("Avgiften uppgick till ca. 5 miljoner SEK, t.ex. för administration.")
+    assert "approx. 5 million SEK" in text and "e.g." in text and ".." not in text
+
+
 def test_figure_phrases_say_what_is_counted():
     from assistant.lexical import STOPWORDS
     from assistant.text import figure_phrase
