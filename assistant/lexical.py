@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import re
 from functools import lru_cache
@@ -148,6 +149,20 @@ def looks_swedish(text: str) -> bool:
     sv_hits = sum(w in SV_STOP for w in ws) + 2 * len(SWEDISH_CHARS.findall(text))
     en_hits = sum(w in EN_STOP for w in ws)
     return sv_hits > en_hits
+
+
+@lru_cache(maxsize=1)
+def analysis_version() -> str:
+    """What passages' tokens depend on besides their text: the domain glossary and the Folkets
+    lexikon's package. A build made with others is stale (``indexing.staleness``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        folkets = version("svlang")
+    except PackageNotFoundError:  # pragma: no cover - the lexicon is optional
+        folkets = "none"
+    glossary = importlib.resources.files("assistant.data").joinpath("glossary_sv_en.tsv").read_bytes()
+    return hashlib.sha256(glossary + folkets.encode()).hexdigest()[:16]
 
 
 def index_tokens(text: str, lang: str) -> list[str]:

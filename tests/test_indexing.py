@@ -144,6 +144,17 @@ def test_incremental_build_embeds_only_what_changed(tiny):
     assert third.build_id != first.build_id
 
 
+def test_a_changed_glossary_makes_the_index_stale(tiny, monkeypatch):
+    """Swedish passages are indexed with the glossary's English glosses: a build made with another
+    glossary has other tokens, so ``make run`` (``index --if-stale``) rebuilds it."""
+    from assistant.indexing import staleness
+
+    build_index(tiny)
+    assert not is_stale(tiny)
+    monkeypatch.setattr(staleness, "analysis_version", lambda: "another glossary")
+    assert is_stale(tiny)
+
+
 def test_index_from_another_model_is_refused(tiny):
     build_index(tiny)
     other = tiny.model_copy(update={"embedding_model": "minilm"})

@@ -18,7 +18,7 @@ from assistant.catalog import load_catalog
 from assistant.chunking import CHUNKER_VERSION, chunk_document
 from assistant.evidence import span_embed_text, split_spans
 from assistant.indexing.staleness import corpus_fingerprint
-from assistant.lexical import index_tokens
+from assistant.lexical import analysis_version, index_tokens
 from assistant.loaders import SUPPORTED_SUFFIXES, LoadError, load_text
 from assistant.records import DocumentInfo
 from assistant.settings import Settings
@@ -112,6 +112,7 @@ def make_build(settings: Settings, embedder: CachedEmbedder, report: BuildReport
         "embedding_model": embedder.model_id,
         "chunker_version": CHUNKER_VERSION,
         "chunk_tokens": settings.chunk_tokens,
+        "lexical_analysis": analysis_version(),
         "documents": corpus_fingerprint(settings, catalog),
         "build_seconds": round(time.perf_counter() - t0, 2),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -6,6 +6,7 @@ import hashlib
 
 from assistant.catalog import load_catalog
 from assistant.chunking import CHUNKER_VERSION
+from assistant.lexical import analysis_version
 from assistant.loaders import SUPPORTED_SUFFIXES
 from assistant.records import DocumentInfo
 from assistant.settings import Settings
@@ -37,7 +38,8 @@ def check_compatible(manifest: dict, settings: Settings) -> None:
 
 
 def is_stale(settings: Settings, store: PassageStore | None = None) -> bool:
-    """True when there is no build this code can read, or the corpus, model or chunking changed."""
+    """True when there is no build this code can read, or the corpus, model, chunking or lexical
+    analysis (the glossary that glosses Swedish passages) changed."""
     from assistant import compose
 
     try:
@@ -48,5 +50,6 @@ def is_stale(settings: Settings, store: PassageStore | None = None) -> bool:
     docs = load_catalog(settings.corpus_dir, SUPPORTED_SUFFIXES)
     return (
         manifest.get("chunk_tokens") != settings.chunk_tokens
+        or manifest.get("lexical_analysis") != analysis_version()
         or manifest.get("documents") != corpus_fingerprint(settings, docs)
     )
