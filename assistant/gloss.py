@@ -84,15 +84,15 @@ def _base_sense(word: str, table: dict[str, list[str]], commonness: Commonness |
 
 def swedish_sense(word: str, commonness: Commonness | None = None) -> str | None:
     """The English sense of a Swedish word: as listed, from its base form, or of the parts of a
-    compound ("fältverksamhet" = "fält" + "verksamhet")."""
+    compound ("fältverksamhet" = "fält" + "verksamhet"; "hälsobedömning" = "hälsa" + "bedömning")."""
     table = senses()
     sense = _base_sense(word, table, commonness)
     if sense or len(word) < 7:
         return sense
     for cut in range(len(word) - 3, 2, -1):
         head, tail = word[:cut], word[cut:]
-        first = next((_pick(table[h], commonness) for h in (head, head + "a", head[:-1] if head.endswith("s") else "")
-                      if h in table), None)
+        linked = head[:-1] + ("a" if head[-1] in "ou" else "") if head[-1] in "sou" else ""  # hälso-, gatu-, arbets-
+        first = next((_pick(table[h], commonness) for h in (head, head + "a", linked) if h in table), None)
         rest = _base_sense(tail, table, commonness)
         if first and rest:
             return f"{first} {rest}"

@@ -13,7 +13,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from assistant.conversation import resolve
-from assistant.gloss import english_words
+from assistant.gloss import english_words, swedish_sense
 from assistant.names import named_terms
 from assistant.lexical import STOPWORDS, gloss_english, gloss_swedish, looks_swedish, query_tokens, stem, words
 from assistant.records import DocumentInfo, Turn
@@ -114,21 +114,40 @@ class QueryPlan:
 def part_plan(plan: QueryPlan, part: str) -> QueryPlan:
     """The plan of one of the questions a question asks: its own words, figure and names; the rest
     of the question (years, documents) as the whole's."""
-    terms = term_groups(part)
+    terms = term_groups(part, plan.swedish)
     own = {t for g in terms for t in g}
-    return replace(plan, question=part, tokens=query_tokens(part), terms=terms,
+    return replace(plan, question=part, tokens=search_tokens(part, plan.swedish), terms=terms,
                    context_terms=[g for g in plan.terms + plan.context_terms if not g & own],
                    wants_number=bool(NUMBER_QUESTION.search(part)), figure=figure_pattern(part),
                    names=named_terms(part) or plan.names, extreme=superlative(part), scopes=[], parts=[])
 
 
-def term_groups(text: str) -> list[frozenset[str]]:
+def compound_gloss(w: str, vocabulary: Vocabulary | None = None) -> list[str]:
+    """English words for a Swedish compound the lexicons lack, from its parts ("hälsobedömningar":
+    health assessment), of each part the sense the passages use; nothing for a listed or short word
+    (or without the passages' vocabulary to choose senses by)."""
+    if vocabulary is None or len(w) < 8 or gloss_swedish([w]):
+        return []
+    return words(swedish_sense(w, vocabulary.commonness) or "")
+
+
+def search_tokens(text: str, swedish: bool, vocabulary: Vocabulary | None = None) -> list[str]:
+    """``query_tokens``, and for a Swedish question the English of its compounds the lexicons lack."""
+    tokens = query_tokens(text)
+    if swedish:
+        glossed = (stem(g) for w in words(text) for g in compound_gloss(w, vocabulary))
+        tokens += [t for t in dict.fromkeys(glossed) if t not in tokens]
+    return tokens
+
+
+def term_groups(text: str, swedish: bool = False, vocabulary: Vocabulary | None = None) -> list[frozenset[str]]:
     groups: dict[str, frozenset[str]] = {}
     for w in words(text):
         if w in STOPWORDS or len(w) < 2:
             continue
         group = {stem(w), stem(w, "sv")}
-        group |= {stem(g) for g in gloss_swedish([w])} | {stem(g, "sv") for g in gloss_english([w])}
+        group |= {stem(g) for g in gloss_swedish([w]) + (compound_gloss(w, vocabulary) if swedish else [])}
+        group |= {stem(g, "sv") for g in gloss_english([w])}
         if w in ORDINALS:  # "fifth": the row ranked 5
             group.add(ORDINALS[w])
         groups.setdefault(stem(w), frozenset(group))
@@ -155,6 +174,12 @@ class Vocabulary:
 
     def knows(self, word: str) -> bool:
         return word in self.words or word in self.other_forms
+
+    def commonness(self, english: str) -> float:
+        """The share of an English phrase's words the passages have: of a Swedish word's senses,
+        the passages' own ("hälsa": health, not greet)."""
+        ws = words(english)
+        return sum(self.knows(w) for w in ws) / len(ws) if ws else 0.0
 
 
 def correct_typos(ws: list[str], vocabulary: Vocabulary) -> dict[str, str]:
@@ -199,10 +224,11 @@ def plan_query(question: str, documents: list[DocumentInfo], vocabulary: Vocabul
     fixed = text
     for wrong, right in fixes.items():
         fixed = re.sub(rf"\b{re.escape(wrong)}\b", right, fixed, flags=re.I)
-    terms = term_groups(fixed)
+    swedish = looks_swedish(text)
+    terms = term_groups(fixed, swedish, vocabulary)
     own = {t for g in terms for t in g}
-    context_terms = [g for g in term_groups(context) if not g & own] if context else []
-    tokens = query_tokens(fixed)
+    context_terms = [g for g in term_groups(context, looks_swedish(context), vocabulary) if not g & own] if context else []
+    tokens = search_tokens(fixed, swedish, vocabulary)
     if context:
         tokens += [t for t in query_tokens(context) if t not in tokens]
     names = named_terms(text) or named_terms(context)
@@ -213,7 +239,7 @@ def plan_query(question: str, documents: list[DocumentInfo], vocabulary: Vocabul
         years=years,
         excluded_years=excluded,
         documents=named_documents,
-        swedish=looks_swedish(text),
+        swedish=swedish,
         corrections=fixes,
         terms=terms,
         context=context,

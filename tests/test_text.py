@@ -64,3 +64,15 @@ def test_question_parts_and_scopes():
     assert question_scopes([2024, 2025], [], docs) == []  # one document covers both: one side
     assert [s.documents for s in question_scopes([], ["dk-2018-2020", "dk-2023-2026"], docs)] == [
         ("dk-2018-2020",), ("dk-2023-2026",)]
+
+
+def test_a_swedish_question_searches_the_english_of_its_compounds():
+    """"hälsobedömningar" is in no lexicon; its parts are (hälsa + bedömning): the question also
+    searches English passages for health and assessment."""
+    from assistant.lexical import stem
+    from assistant.query import Vocabulary, search_tokens
+
+    passages = Vocabulary.of({"health", "assessment", "assessments", "migration", "iom"})
+    tokens = search_tokens("Hur många hälsobedömningar gjorde IOM 2019?", True, passages)
+    assert stem("health") in tokens and stem("assessment") in tokens
+    assert stem("health") not in search_tokens("How many were made in 2019?", False, passages)
