@@ -27,7 +27,7 @@ from assistant.query import QueryPlan, part_plan
 from assistant.ranker import ANSWER_SPANS, Ranker
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
 from assistant.scopes import Scope
-from assistant.text import (FIGURE, NUMBER, YEAR, figure_phrase, figure_value, format_number, is_reference,
+from assistant.text import (FIGURE, NUMBER, TIME, YEAR, figure_phrase, figure_value, format_number, is_reference,
                             states_figure)
 
 VALUE = re.compile(r"[(\-–]?\s*[\d][\d\s,.]*\)?\s*%?|[-–]")  # a cell that is a figure, not a label
@@ -54,7 +54,8 @@ class AnswerPolicy:
     """A supporting claim's ranking score may be at most this far below the lead's."""
     require_figure: bool = True
     """A question asking for a count, an amount or a share ("how many", "how much", "what share")
-    is refused when none of the claims states a figure: the evidence lacks the asked measure."""
+    is refused when none of the claims states a figure, one asking when when none states a time:
+    the evidence lacks what is asked (``states_asked_kind``)."""
 
 
 def _ordinal(n: str) -> str:
@@ -191,12 +192,20 @@ class ExtractiveAnswerer:
         if self.answerable(cands) < self.threshold:
             return Answer(answer=self.refusal(plan, cands, passages), answered=False, passages=passages)
         claims, text = self.compose(cands, plan, self.part_candidates(plan, retrieved))
-        if self.policy.require_figure and plan.figure and not any(states_figure(c.quote) for c in claims):
+        if self.policy.require_figure and not self.states_asked_kind(plan, claims):
             return Answer(answer=self.refusal(plan, cands, passages), answered=False, passages=passages)
         citations = [Citation(n=n, passage_id=c.node.node_id, document_id=c.document_id, title=c.node.metadata["title"],
                               page=c.node.metadata.get("page"), section=c.node.metadata.get("section"), quote=c.quote)
                      for n, c in enumerate(claims, start=1)]
         return Answer(answer=text, answered=True, citations=citations, passages=passages)
+
+    @staticmethod
+    def states_asked_kind(plan: QueryPlan, claims: list[Candidate]) -> bool:
+        """A question asking for a count, an amount or a share gets a figure; one asking when gets
+        a time (``TIME``); else the evidence lacks what is asked."""
+        if plan.figure and not any(states_figure(c.quote) for c in claims):
+            return False
+        return not plan.asks_time or any(TIME.search(c.quote) for c in claims)
 
     def compose(self, cands: list[Candidate], plan: QueryPlan,
                 parts: list[list[Candidate]] = ()) -> tuple[list[Candidate], str]:

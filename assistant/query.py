@@ -31,6 +31,9 @@ NUMBER_QUESTION = re.compile(
 HOW_MANY = re.compile(r"\b(?:how many|number of|hur många|antal(?:et)?)\s+(?:\w+\s+){0,2}?([a-zåäö]{3,})", re.I)
 HOW_MUCH = re.compile(r"\b(?:how much|what amount|hur mycket|vilket belopp)\b", re.I)
 MONEY = re.compile(rf"(?:{CURRENCY_CODES}|US\$|\$)\s?\d|\d[\d ,.]*\s?(?:{AMOUNT_WORDS})", re.I)
+WHEN = re.compile(r"^\s*(?:(?:and|och)\s+)?(?:when|när(?!\s+det\s+gäller))\b|\b(?:what|which|vilket)\s+(?:year|date|month|år|datum)\b",
+                  re.I)
+"""A question that asks for a time: "When did ...", "In which year ...", "När ..." (not "När det gäller": as regards)."""
 WHAT_SHARE = re.compile(r"\b(?:what|which|how (?:large|big|high)(?: a)?)\s+(?:share|percentage|proportion|per ?cent|part)\b"
                         r"|\b(?:hur stor|vilken|hur många)\s+(?:andel|procent|del)\b", re.I)
 PERCENT = re.compile(r"\d[\d.,]*\s?(?:%|per\s?cent|percent|procent)", re.I)
@@ -104,6 +107,8 @@ class QueryPlan:
     """A span of years the question asks about as a whole ("over 2013-2017")."""
     parts: list[str] = field(default_factory=list)
     """The questions it asks, when it asks more than one ("how many sessions, and how many trained")."""
+    asks_time: bool = False
+    """It asks when (``WHEN``): an answer states a year, month, quarter or season."""
 
     @property
     def search_text(self) -> str:
@@ -119,7 +124,8 @@ def part_plan(plan: QueryPlan, part: str) -> QueryPlan:
     return replace(plan, question=part, tokens=search_tokens(part, plan.swedish), terms=terms,
                    context_terms=[g for g in plan.terms + plan.context_terms if not g & own],
                    wants_number=bool(NUMBER_QUESTION.search(part)), figure=figure_pattern(part),
-                   names=named_terms(part) or plan.names, extreme=superlative(part), scopes=[], parts=[])
+                   names=named_terms(part) or plan.names, extreme=superlative(part), scopes=[], parts=[],
+                   asks_time=bool(WHEN.search(part)))
 
 
 def compound_gloss(w: str, vocabulary: Vocabulary | None = None) -> list[str]:
@@ -251,4 +257,5 @@ def plan_query(question: str, documents: list[DocumentInfo], vocabulary: Vocabul
         scopes=question_scopes(years, named_documents, documents),
         parts=question_parts(fixed),
         period=year_range(text),
+        asks_time=bool(WHEN.search(text)),
     )

@@ -42,6 +42,13 @@ CARDINALS = re.compile(
 """A count written in words ("seventy-seven", "fem år"): a figure, as digits are."""
 
 
+TIME = re.compile(
+    r"\b(?:(?:19|20)\d\d|january|february|march|april|may|june|july|august|september|october|november|"
+    r"december|januari|februari|mars|maj|juni|juli|augusti|oktober|quarter|kvartal|spring|summer|autumn|"
+    r"winter|våren|sommaren|hösten|vintern)\b", re.I)
+"""A point in time as the documents state one: a year, a month, a quarter or a season."""
+
+
 def states_figure(text: str) -> bool:
     """Does the text state a figure: digits other than a year alone, or a count in words?"""
     return any(not YEAR.fullmatch(m.group(0)) for m in NUMBER.finditer(text)) or bool(CARDINALS.search(text))

@@ -178,6 +178,24 @@ def test_a_count_asked_for_is_refused_when_no_evidence_states_one(full_service):
     assert not answer.answered and not answer.citations
 
 
+def test_a_question_asking_when_needs_a_time_in_its_evidence():
+    from llama_index.core.schema import TextNode
+
+    from assistant.answering import ExtractiveAnswerer
+    from assistant.evidence import Candidate
+    from assistant.query import WHEN, QueryPlan
+
+    assert WHEN.search("When did Denmark join IOM?") and WHEN.search("In which year was it adopted?")
+    assert WHEN.search("Och när antogs den?") and not WHEN.search("När det gäller reformen, vem leder den?")
+    plan = QueryPlan(question="When did Denmark join IOM?", tokens=[], asks_time=True)
+
+    def claim(text):
+        return Candidate(TextNode(text=text), 0, 1.0, text, False)
+
+    assert ExtractiveAnswerer.states_asked_kind(plan, [claim("Denmark joined IOM as a member state in 1954.")])
+    assert not ExtractiveAnswerer.states_asked_kind(plan, [claim("Denmark has a long relationship with IOM.")])
+
+
 def test_states_figure_counts_digits_and_words_but_not_a_year_alone():
     from assistant.text import states_figure
 
