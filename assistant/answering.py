@@ -23,7 +23,7 @@ from assistant.evidence import (Candidate, IdfTable, cell_value, score_candidate
                                 year_support)
 from assistant.gloss import english_gloss
 from assistant.lexical import STOPWORDS, index_tokens, stem, token_set
-from assistant.query import QueryPlan, part_plan
+from assistant.query import RANKED, QueryPlan, part_plan
 from assistant.ranker import ANSWER_SPANS, Ranker
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
 from assistant.scopes import Scope
@@ -211,7 +211,7 @@ class ExtractiveAnswerer:
                 parts: list[list[Candidate]] = ()) -> tuple[list[Candidate], str]:
         """The claims an answer states from ranked candidates (and those of each thing the question
         asks, ``part_candidates``), and its text (claim ``n`` marked ``[n]``)."""
-        claims = self.select_claims(cands, plan, parts)
+        claims = self.kind_first(self.select_claims(cands, plan, parts), plan)
         periods: list[int | None] = [None] * len(claims)
         if plan.scopes:  # each side in the order the question asks them, with its year
             side = [next((i for i, s in enumerate(plan.scopes) if self.in_scope(c, s)), len(plan.scopes)) for c in claims]
@@ -260,6 +260,16 @@ class ExtractiveAnswerer:
             return None
         said = [p for p, _ in stated]
         return f"{', '.join(said[:-1])} and {said[-1]} " + "".join(f"[{n}]" for _, n in stated) + "."
+
+    def kind_first(self, claims: list[Candidate], plan: QueryPlan) -> list[Candidate]:
+        """The first claim that states the kind of figure asked (a rank, or ``plan.figure``: a share,
+        a count of the asked noun, money) leads, when the best one does not. Sides, parts and lists
+        keep their order."""
+        kind = RANKED if plan.asks_rank else plan.figure
+        if not kind or plan.scopes or plan.parts or claims[0].quote.rstrip().endswith(":"):
+            return claims
+        i = next((i for i, c in enumerate(claims) if kind.search(self.claim_text(c, plan, True))), 0)
+        return [claims[i], *claims[:i], *claims[i + 1:]]
 
     def change(self, claims: list[Candidate], periods: list[int | None], plan: QueryPlan) -> str | None:
         """For two years' figures of the same measure and unit, the comparison: "From 13,500 in 2019 [1] to 19,400

@@ -36,6 +36,10 @@ WHEN = re.compile(r"^\s*(?:(?:and|och)\s+)?(?:when|när(?!\s+det\s+gäller))\b|\
 """A question that asks for a time: "When did ...", "In which year ...", "När ..." (not "När det gäller": as regards)."""
 WHAT_SHARE = re.compile(r"\b(?:what|which|how (?:large|big|high)(?: a)?)\s+(?:share|percentage|proportion|per ?cent|part)\b"
                         r"|\b(?:hur stor|vilken|hur många)\s+(?:andel|procent|del)\b", re.I)
+ASKS_RANK = re.compile(r"\b(?:rank(?:ed|s)?|which place|what place|position|plats|placering|rankad)\b", re.I)
+RANKED = re.compile(r"\branked\s+\d+|\b\d+(?:st|nd|rd|th)\b|\b(?:second|third|fourth|fifth|sixth|seventh|eighth|"
+                    r"ninth|tenth)\b", re.I)
+"""A rank as a claim states it: "ranked 4th", "the 18th largest donor"."""
 PERCENT = re.compile(r"\d[\d.,]*\s?(?:%|per\s?cent|percent|procent)", re.I)
 
 
@@ -49,8 +53,8 @@ def superlative(question: str) -> str | None:
 
 
 def figure_pattern(question: str) -> re.Pattern | None:
-    """What the asked-for figure looks like in a sentence: a count of the asked-for noun, a share
-    (a percentage), or money."""
+    """What the asked-for figure looks like in a sentence: a share (a percentage), a count of the
+    asked-for noun, or money."""
     if WHAT_SHARE.search(question):
         return PERCENT
     m = HOW_MANY.search(question)
@@ -109,6 +113,8 @@ class QueryPlan:
     """The questions it asks, when it asks more than one ("how many sessions, and how many trained")."""
     asks_time: bool = False
     """It asks when (``WHEN``): an answer states a year, month, quarter or season."""
+    asks_rank: bool = False
+    """It asks for a rank (``ASKS_RANK``): "where did Denmark rank?"."""
 
     @property
     def search_text(self) -> str:
@@ -125,7 +131,7 @@ def part_plan(plan: QueryPlan, part: str) -> QueryPlan:
                    context_terms=[g for g in plan.terms + plan.context_terms if not g & own],
                    wants_number=bool(NUMBER_QUESTION.search(part)), figure=figure_pattern(part),
                    names=named_terms(part) or plan.names, extreme=superlative(part), scopes=[], parts=[],
-                   asks_time=bool(WHEN.search(part)))
+                   asks_time=bool(WHEN.search(part)), asks_rank=bool(ASKS_RANK.search(part)))
 
 
 def compound_gloss(w: str, vocabulary: Vocabulary | None = None) -> list[str]:
@@ -258,4 +264,5 @@ def plan_query(question: str, documents: list[DocumentInfo], vocabulary: Vocabul
         parts=question_parts(fixed),
         period=year_range(text),
         asks_time=bool(WHEN.search(text)),
+        asks_rank=bool(ASKS_RANK.search(text)),
     )
