@@ -23,7 +23,7 @@ from assistant.evidence import (Candidate, IdfTable, cell_value, score_candidate
                                 year_support)
 from assistant.gloss import english_gloss
 from assistant.lexical import STOPWORDS, index_tokens, stem, token_set
-from assistant.query import RANKED, QueryPlan, part_plan
+from assistant.query import ASKS_CHANGE, RANKED, QueryPlan, part_plan
 from assistant.ranker import ANSWER_SPANS, Ranker
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
 from assistant.scopes import Scope
@@ -263,9 +263,9 @@ class ExtractiveAnswerer:
 
     def kind_first(self, claims: list[Candidate], plan: QueryPlan) -> list[Candidate]:
         """The first claim that states the kind of figure asked (a rank, or ``plan.figure``: a share,
-        a count of the asked noun, money) leads, when the best one does not. Sides, parts and lists
-        keep their order."""
-        kind = RANKED if plan.asks_rank else plan.figure
+        a count of the asked noun, money) leads, when the best one does not. Sides, parts, lists and
+        questions asking the size of a change (a percentage or an amount) keep their order."""
+        kind = RANKED if plan.asks_rank else None if ASKS_CHANGE.search(plan.question) else plan.figure
         if not kind or plan.scopes or plan.parts or claims[0].quote.rstrip().endswith(":"):
             return claims
         i = next((i for i, c in enumerate(claims) if kind.search(self.claim_text(c, plan, True))), 0)

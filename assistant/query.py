@@ -37,6 +37,9 @@ WHEN = re.compile(r"^\s*(?:(?:and|och)\s+)?(?:when|när(?!\s+det\s+gäller))\b|\
 WHAT_SHARE = re.compile(r"\b(?:what|which|how (?:large|big|high)(?: a)?)\s+(?:share|percentage|proportion|per ?cent|part)\b"
                         r"|\b(?:hur stor|vilken|hur många)\s+(?:andel|procent|del)\b", re.I)
 ASKS_RANK = re.compile(r"\b(?:rank(?:ed|s)?|which place|what place|position|plats|placering|rankad)\b", re.I)
+ASKS_CHANGE = re.compile(r"\bby how much\b|\bhow much\b.*\b(?:grow|grew|grown|increas\w*|ris\w*|rose|fell|fall\w*|"
+                         r"decreas\w*|declin\w*|chang\w*)\b|\bmed hur mycket\b", re.I)
+"""A question asking for the size of a change, which a percentage or an amount may state."""
 RANKED = re.compile(r"\branked\s+\d+|\b\d+(?:st|nd|rd|th)\b|\b(?:second|third|fourth|fifth|sixth|seventh|eighth|"
                     r"ninth|tenth)\b", re.I)
 """A rank as a claim states it: "ranked 4th", "the 18th largest donor"."""
