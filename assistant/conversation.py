@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from assistant.lexical import STOPWORDS, words
 from assistant.names import known_names
 from assistant.records import Turn
-from assistant.text import YEAR, lead_text
+from assistant.text import YEAR, lead_text, says_relative_year
 
 MAX_CONTEXT_CHARS = 400
 """What is read of the previous question and of the previous answer's lead, each."""
@@ -69,8 +69,11 @@ def _names(text: str, first: bool = False) -> list[str]:
 
 
 def is_follow_up(question: str) -> bool:
+    """It leans on the previous turn: it opens like a follow-up, points back ("those", "it"), has one
+    content word at most, or names a year only relative to another ("the figure a year earlier")."""
     ws = [w for w in words(question) if not w[0].isdigit()]
-    return bool(FOLLOW_UP_OPENING.search(question)) or any(w in ANAPHORS for w in ws) or len(_content(question)) <= 1
+    return (bool(FOLLOW_UP_OPENING.search(question)) or any(w in ANAPHORS for w in ws) or len(_content(question)) <= 1
+            or (says_relative_year(question) and not YEAR.search(question)))
 
 
 def _swap(previous: str, question: str) -> str:
@@ -111,5 +114,6 @@ def resolve(question: str, history: list[Turn] | None) -> Resolved:
         rest = rest.replace(name, " ")
     if not _content(rest):
         return Resolved(_swap(previous, question))
-    context = YEAR.sub("", previous) if YEAR.search(question) else previous  # a follow-up's own year wins
+    own_year = YEAR.search(question) or says_relative_year(question)
+    context = YEAR.sub("", previous) if own_year else previous  # a follow-up's own year wins
     return Resolved(question, f"{context} {answer_lead}".strip())

@@ -62,6 +62,11 @@ _LATER = re.compile(
     r"följande år)\b", re.I)
 
 
+def says_relative_year(text: str) -> bool:
+    """Does the text name a year relative to another one ("a year earlier", "året därpå")?"""
+    return bool(_EARLIER.search(text) or _LATER.search(text))
+
+
 def relative_years(text: str, years: list[int]) -> list[int]:
     """The years a text means relative to the ones it names: "in 2020, versus a year earlier" -> [2019]."""
     if not years:

@@ -37,3 +37,14 @@ def test_a_long_history_is_read_only_as_far_as_needed():
             Turn(role="assistant", content="y " * 50_000)]
     r = resolve("and where did it rank?", huge)
     assert len(r.context) <= 1000
+
+
+def test_a_year_relative_to_the_last_one_asked_is_a_follow_up_about_that_year(full_service):
+    """"What was the figure a year earlier?" names no year of its own: it follows the previous
+    question (about 2020), asks about 2019, and keeps 2020 (evidence often compares the two)."""
+    history = [Turn(role="user", content="How many active experts were on IOM's emergency response roster in 2020?"),
+               Turn(role="assistant", content="583 active experts with vetted skills [1].")]
+    assert is_follow_up("What was the figure a year earlier?")
+    plan = full_service.parts().retriever.plan("What was the figure a year earlier?", history)
+    assert plan.years == [2019, 2020] and "roster" in plan.context
+    assert "2020" not in plan.context.split("583")[0], "the previous question's own year is not carried as context"
