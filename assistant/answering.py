@@ -52,7 +52,7 @@ class AnswerPolicy:
     """The lead and at most two supporting claims."""
     support_margin: float = 2.0
     """A supporting claim's ranking score may be at most this far below the lead's."""
-    require_figure: bool = True
+    require_asked_kind: bool = True
     """A question asking for a count, an amount or a share ("how many", "how much", "what share")
     is refused when none of the claims states a figure, one asking when when none states a time:
     the evidence lacks what is asked (``states_asked_kind``)."""
@@ -192,7 +192,7 @@ class ExtractiveAnswerer:
         if self.answerable(cands) < self.threshold:
             return Answer(answer=self.refusal(plan, cands, passages), answered=False, passages=passages)
         claims, text = self.compose(cands, plan, self.part_candidates(plan, retrieved))
-        if self.policy.require_figure and not self.states_asked_kind(plan, claims):
+        if self.policy.require_asked_kind and not self.states_asked_kind(plan, claims):
             return Answer(answer=self.refusal(plan, cands, passages), answered=False, passages=passages)
         citations = [Citation(n=n, passage_id=c.node.node_id, document_id=c.document_id, title=c.node.metadata["title"],
                               page=c.node.metadata.get("page"), section=c.node.metadata.get("section"), quote=c.quote)
@@ -245,7 +245,7 @@ class ExtractiveAnswerer:
                 continue
             sides.add(side)
             quote = " ".join(c.quote.split())
-            wanted = [a for a in (ask or plan, plan) if a.wants_number or plan.scopes]
+            wanted = [a for a in (ask, plan) if a.wants_number or plan.scopes]
             figure = next((f for a in wanted if (f := lead_figure(quote, a))), None) if not c.is_row else None
             if not figure:  # this answer is stated by its quote below
                 continue

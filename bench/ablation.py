@@ -16,7 +16,8 @@ Levers:
 - question parts: a question asking several things answered from the whole question's ranking;
 - stated lead: no first sentence stating each asked figure (the first claim leads, as before);
 - list continuation: a list that ends its passage is not continued into the next one;
-- figure required: a count or amount asked is answered even when no claim states a figure.
+- asked kind required: a count, amount or share asked is answered even when no claim states a
+  figure, and a when-question when none states a time.
 
 Run: .venv/bin/python bench/ablation.py
 """
@@ -77,7 +78,7 @@ def main() -> int:
         ("- supporting claims", full, {"max_claims": 1}, True),
         ("- stated lead", full, {"lead": lambda *a: None}, True),
         ("- list continuation", full, {"next_passage": None}, True),
-        ("- figure required", full, {"require_figure": False}, True),
+        ("- asked kind required", full, {"require_asked_kind": False}, True),
     ]
     print(f"{'variant':34s} {'set':9s} " + " ".join(f"{c:>18s}" for c in COLUMNS))
     for name, ranker, policy, with_history in variants:
