@@ -23,6 +23,7 @@ from assistant.evidence import (Candidate, IdfTable, cell_value, score_candidate
                                 year_support)
 from assistant.gloss import english_gloss
 from assistant.lexical import STOPWORDS, index_tokens, stem, token_set
+from assistant.names import only_listed
 from assistant.query import ASKS_CHANGE, RANKED, QueryPlan, part_plan
 from assistant.ranker import ANSWER_SPANS, Ranker
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
@@ -201,10 +202,14 @@ class ExtractiveAnswerer:
 
     @staticmethod
     def states_asked_kind(plan: QueryPlan, claims: list[Candidate]) -> bool:
-        """A question asking for a count, an amount or a share gets a figure; one asking when gets
-        a time (``TIME``); else the evidence lacks what is asked."""
+        """A question asking for a count, an amount or a share gets a figure, and not one of a group
+        its name is only listed in ("11 donors (Austria, ..., Norway, ...) provided USD 28.5 million");
+        one asking when gets a time (``TIME``); else the evidence lacks what is asked."""
         if plan.figure and not any(states_figure(c.quote) for c in claims):
             return False
+        if plan.figure and plan.names and not any(c.is_row for c in claims) and all(
+                any(only_listed(n, c.quote) for n in plan.names) for c in claims):
+            return False  # the name is one of a group the figure is about
         return not plan.asks_time or any(TIME.search(c.quote) for c in claims)
 
     def compose(self, cands: list[Candidate], plan: QueryPlan,

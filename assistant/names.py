@@ -41,3 +41,15 @@ def known_names() -> frozenset[str]:
     """The names (and their forms) the data file lists."""
     aliases = _names_data()[0]
     return frozenset(aliases) | frozenset(f for forms in aliases.values() for f in forms)
+
+
+ENUMERATION = re.compile(r"[A-ZÅÄÖ][^,;()]{1,40}(?:,\s*[A-ZÅÄÖ][^,;()]{1,40}){2,}(?:,?\s*(?:and|och)\s+[A-ZÅÄÖ][^,;()]{1,40})?")
+"""A list of three or more names ("Austria, Belgium, Denmark, ..."): a figure beside it is the group's."""
+
+
+def only_listed(name: str, text: str) -> bool:
+    """Is ``name`` mentioned in ``text`` only as one of a list of names (so a figure there is not its own)?"""
+    low = text.lower()
+    spans = [m.span() for m in ENUMERATION.finditer(text)]
+    at = [m.start() for form in name_forms(name) for m in re.finditer(re.escape(form), low)]
+    return bool(at) and all(any(a <= i < b for a, b in spans) for i in at)

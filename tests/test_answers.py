@@ -196,6 +196,17 @@ def test_a_question_asking_when_needs_a_time_in_its_evidence():
     assert not ExtractiveAnswerer.states_asked_kind(plan, [claim("Denmark has a long relationship with IOM.")])
 
 
+def test_a_donor_only_listed_beside_a_group_total_gets_no_figure_of_its_own(full_service):
+    """The 2019 report lists Portugal among 11 unearmarked donors with their combined USD 28.5 million:
+    that is not Portugal's contribution."""
+    from assistant.names import only_listed
+
+    assert only_listed("portugal", "11 donors (Austria, Belgium, Portugal, Sweden) provided USD 28.5 million.")
+    assert not only_listed("denmark", "Denmark gave USD 3.5 million, unlike Austria, Belgium and Sweden.")
+    answer = full_service.ask("How much unearmarked funding did Portugal give IOM in 2019?")
+    assert not answer.answered and "28.5" not in answer.answer.split("closest passages")[0]
+
+
 def test_states_figure_counts_digits_and_words_but_not_a_year_alone():
     from assistant.text import states_figure
 
