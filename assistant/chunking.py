@@ -18,7 +18,7 @@ import tiktoken
 from llama_index.core.schema import TextNode
 
 from assistant.records import DocumentInfo
-from assistant.text import CURRENCY_CODES
+from assistant.text import CURRENCY_CODES, closes_sentence
 
 CHUNKER_VERSION = "5"
 TABLE_CONTEXT = "(Table:"
@@ -29,7 +29,6 @@ NUMBERED_PARA = re.compile(r"^(\d{1,3})\.\s+\S")
 BULLET = re.compile(r"^\s*(?:[-•▪●◦*]|\d{1,2}\)|[a-z]\))\s+")
 ANNEX = re.compile(r"^(?:Annex|ANNEX|Appendix|Bilaga)\b")
 FOOTNOTE = re.compile(r"^[¹²³⁴⁵⁶⁷⁸⁹⁰*]+\s*\S")
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÅÄÖ0-9(\"'])")
 CURRENCY = re.compile(rf"\b({CURRENCY_CODES})\b")
 
 # Metadata that identifies a passage to a reader and a ranker; the rest is bookkeeping.
@@ -245,8 +244,7 @@ def _split_long(unit: Unit, source: str, limit: int) -> list[Unit]:
     for line in unit.lines:
         buf.append(line)
         tokens = count_tokens(source[buf[0].start:buf[-1].end])
-        closes_sentence = SENTENCE_END.search(line.text + " X") is not None  # " X": as if a sentence followed
-        if tokens >= limit or (tokens >= 0.8 * limit and closes_sentence):
+        if tokens >= limit or (tokens >= 0.8 * limit and closes_sentence(line.text)):
             pieces.append(Unit(buf, unit.kind, unit.section, unit.paragraph))
             buf = []
     if buf:

@@ -5,7 +5,8 @@
   an answer's grounding, table cells): ``3 508 772``, ``3,508,772`` and ``3508772`` are one number.
 - ``format_number``: a figure as a reader expects it (``3 508 772`` -> ``3,508,772``).
 - ``sentence_spans``: sentences (and bullet items) of a text as exact character spans, not cut at
-  abbreviations ("approx. USD 5 million", "ca. 80 miljoner", "e.g. Sudan", "No. 12").
+  abbreviations ("approx. USD 5 million", "ca. 80 miljoner", "e.g. Sudan", "No. 12"); the one
+  splitter (the chunker's ``closes_sentence``, the evidence's spans).
 """
 
 from __future__ import annotations
@@ -131,6 +132,12 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             spans.append((pos + lead, pos + len(piece.rstrip())))
         pos = m.end() if m else len(text)
     return spans
+
+
+def closes_sentence(text: str) -> bool:
+    """Does a sentence end in ``text``, or at its end (as if another sentence followed it)?
+    A long paragraph is cut after such a line. ("It was spent." yes; "approx." and "a clause," no.)"""
+    return len(sentence_spans(text.rstrip() + " X")) > 1
 
 
 REFERENCE = re.compile(

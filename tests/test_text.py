@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.text import YEAR, format_number, has_number, number_key, numbers_in, sentences
+from assistant.text import YEAR, closes_sentence, format_number, has_number, number_key, numbers_in, sentences
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -19,6 +19,14 @@ from assistant.text import YEAR, format_number, has_number, number_key, numbers_
 ])
 def test_sentences_do_not_break_at_abbreviations(text, expected):
     assert sentences(text) == expected
+
+
+def test_the_chunker_cuts_where_the_one_splitter_ends_a_sentence():
+    assert closes_sentence("IOM received USD 5 million.")
+    assert closes_sentence("It was spent. The next sentence starts here and")
+    assert not closes_sentence("IOM received approx.")  # an abbreviation does not end it
+    assert not closes_sentence("Sverige bidrog med ca.")
+    assert not closes_sentence("a clause, and then")
 
 
 def test_sentences_are_exact_spans():
