@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 from assistant.catalog import load_catalog
 from assistant.chunking import CHUNKER_VERSION
@@ -13,12 +14,14 @@ from assistant.store import IndexUnavailable, PassageStore
 
 
 def corpus_fingerprint(settings: Settings, docs: list[DocumentInfo]) -> dict[str, str]:
-    """Content hash of every catalogued file (and its catalog entry), by document id."""
+    """Content hash of every catalogued file (and its catalog entry, with its family's running
+    headers), by document id."""
     out = {}
     for doc in docs:
         path = settings.corpus_dir / doc.file
         content = path.read_bytes() if path.is_file() else b""
-        out[doc.id] = hashlib.sha256(content + doc.model_dump_json().encode()).hexdigest()
+        entry = doc.model_dump_json() + json.dumps(doc.running_headers)
+        out[doc.id] = hashlib.sha256(content + entry.encode()).hexdigest()
     return out
 
 
