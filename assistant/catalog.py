@@ -59,7 +59,7 @@ def read_catalog(catalog_path: Path) -> list[DocumentInfo]:
         if doc.family is not None:
             if doc.family not in families:
                 raise CatalogError(f"{catalog_path}: document {doc.id!r}: no [families.{doc.family}] table")
-            doc.running_headers = [*families[doc.family].running_headers, *doc.running_headers]
+            doc.running_headers = list(dict.fromkeys([*families[doc.family].running_headers, *doc.running_headers]))
         for pattern in doc.running_headers:
             try:
                 re.compile(pattern)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 
 from assistant.catalog import load_catalog
 from assistant.chunking import CHUNKER_VERSION
@@ -20,8 +19,7 @@ def corpus_fingerprint(settings: Settings, docs: list[DocumentInfo]) -> dict[str
     for doc in docs:
         path = settings.corpus_dir / doc.file
         content = path.read_bytes() if path.is_file() else b""
-        entry = doc.model_dump_json() + json.dumps(doc.running_headers)
-        out[doc.id] = hashlib.sha256(content + entry.encode()).hexdigest()
+        out[doc.id] = hashlib.sha256(content + doc.model_dump_json().encode()).hexdigest()
     return out
 
 
