@@ -37,6 +37,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
+    _requirements()  # skip (or fail, when every test must run) without chromium, as the UI browser tests do
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
