@@ -40,8 +40,13 @@ browser:
 	      || echo "chromium could not be installed: the browser test will be skipped"; \
 	  else echo "chromium missing and not installable here: the browser test will be skipped"; fi; }
 
+# The suite's pytest plugins by module, not every installed one: an entry-point plugin has its whole
+# distribution assertion-rewritten on import (anyio, hypothesis, schemathesis), seconds of CPU a run
+# where bytecode is not cached.
+PYTEST_PLUGINS_USED := -p schemathesis.pytest.plugin -p _hypothesis_pytestplugin -p anyio.pytest_plugin
+
 test: setup browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --disable-plugin-autoload $(PYTEST_PLUGINS_USED)
 
 bench: setup
 	$(BIN)/python bench/index_build.py

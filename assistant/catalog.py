@@ -1,6 +1,8 @@
 """The corpus catalog (``corpus/catalog.toml``): which files are documents and what they are.
 
 The only module that parses the catalog; everything else reads ``DocumentInfo`` records from here.
+A ``[families.<name>]`` table holds what a family of documents shares (``running_headers``: the
+lines its pages repeat); a document names its family with ``family = "<name>"``.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.records import DocumentInfo
 from assistant.text import YEAR_IN_NAME
@@ -31,14 +35,37 @@ def _inferred(path: Path) -> DocumentInfo:
     )
 
 
+class Family(BaseModel):
+    """What the documents of one family share."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    running_headers: list[str] = Field(default_factory=list)
+    """Regexes, each matched against a whole line (stripped, any case), of what the family prints at
+    the top or foot of its pages, e.g. the IOM Council document code ``C/112/INF/1``."""
+
+
 def read_catalog(catalog_path: Path) -> list[DocumentInfo]:
-    """The entries of one catalog file, as written (FileNotFoundError if there is none)."""
+    """The entries of one catalog file, with their family's running headers (FileNotFoundError if
+    there is no file)."""
     text = Path(catalog_path).read_text(encoding="utf-8")
     try:
         data = tomllib.loads(text)
-        return [DocumentInfo(**entry) for entry in data.get("documents", [])]
-    except (tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
+        families = {name: Family(**table) for name, table in data.get("families", {}).items()}
+        docs = [DocumentInfo(**entry) for entry in data.get("documents", [])]
+    except (tomllib.TOMLDecodeError, TypeError, ValueError, AttributeError) as exc:
         raise CatalogError(f"{catalog_path}: {exc}") from exc
+    for doc in docs:
+        if doc.family is not None:
+            if doc.family not in families:
+                raise CatalogError(f"{catalog_path}: document {doc.id!r}: no [families.{doc.family}] table")
+            doc.running_headers = list(dict.fromkeys([*families[doc.family].running_headers, *doc.running_headers]))
+        for pattern in doc.running_headers:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise CatalogError(f"{catalog_path}: document {doc.id!r}: running header {pattern!r}: {exc}") from exc
+    return docs
 
 
 def load_catalog(corpus_dir: Path, suffixes: frozenset[str] | set[str] | None = None) -> list[DocumentInfo]:

@@ -1,7 +1,7 @@
 """Structure-aware chunking: source text -> passages (llama-index ``TextNode``) that keep where they came from.
 
 The seeds are PDF extractions: page markers (``----Page 42 End----``), running headers
-(``C/112/INF/1`` / ``Page 35``), numbered paragraphs, bullets and tables flattened into
+(``Page 35``, and the lines a document's family repeats, from the catalog: ``C/112/INF/1``), numbered paragraphs, bullets and tables flattened into
 tab-separated rows. Passages never cross a page or a section; table passages repeat the
 table's title and header row so a row still says what its numbers are.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -18,18 +19,17 @@ import tiktoken
 from llama_index.core.schema import TextNode
 
 from assistant.records import DocumentInfo
-from assistant.text import CURRENCY_CODES
+from assistant.text import CURRENCY_CODES, closes_sentence
 
 CHUNKER_VERSION = "5"
 TABLE_CONTEXT = "(Table:"
 
 PAGE_END = re.compile(r"^-{5,}Page (\d+) End-{5,}\s*$")
-RUNNING_HEADER = re.compile(r"^(?:C/\d+/INF/\d+|Page\s+([0-9]+|[ivxlc]+))$", re.IGNORECASE)
+PRINTED_PAGE = re.compile(r"^Page\s+([0-9]+|[ivxlc]+)$", re.IGNORECASE)
 NUMBERED_PARA = re.compile(r"^(\d{1,3})\.\s+\S")
 BULLET = re.compile(r"^\s*(?:[-•▪●◦*]|\d{1,2}\)|[a-z]\))\s+")
 ANNEX = re.compile(r"^(?:Annex|ANNEX|Appendix|Bilaga)\b")
 FOOTNOTE = re.compile(r"^[¹²³⁴⁵⁶⁷⁸⁹⁰*]+\s*\S")
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÅÄÖ0-9(\"'])")
 CURRENCY = re.compile(rf"\b({CURRENCY_CODES})\b")
 
 # Metadata that identifies a passage to a reader and a ranker; the rest is bookkeeping.
@@ -105,8 +105,19 @@ class Table:
     currency: str | None = None
 
 
-def split_lines(text: str) -> list[Line]:
-    """Lines with source offsets and PDF page; page markers and running headers removed."""
+@lru_cache(maxsize=32)
+def _running_header(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE) if patterns else None
+
+
+def _is_running_header(stripped: str, family: re.Pattern[str] | None) -> bool:
+    return (len(stripped) < 20 and PRINTED_PAGE.match(stripped) is not None) or bool(family and family.fullmatch(stripped))
+
+
+def split_lines(text: str, running_headers: Sequence[str] = ()) -> list[Line]:
+    """Lines with source offsets and PDF page; page markers and running headers (printed page
+    numbers, and lines matching one of ``running_headers``, the document family's) removed."""
+    family = _running_header(tuple(running_headers))
     has_markers = any(PAGE_END.match(m) for m in text.splitlines()[:2000] if "Page" in m)
     page = 1 if has_markers else None
     out: list[Line] = []
@@ -123,10 +134,10 @@ def split_lines(text: str) -> list[Line]:
             header_zone, printed = 3, None
             out.append(Line(start, start, "", None))  # a hard break
             continue
-        if stripped and (header_zone > 0 or page is None) and RUNNING_HEADER.match(stripped) and len(stripped) < 20:
+        if stripped and (header_zone > 0 or page is None) and _is_running_header(stripped, family):
             if page is not None:
-                hm = RUNNING_HEADER.match(stripped)
-                printed = hm.group(1) if hm and hm.group(1) else printed
+                hm = PRINTED_PAGE.match(stripped)
+                printed = hm.group(1) if hm else printed
                 for line in reversed(out):  # lines already seen on this page get the printed number too
                     if line.page != page:
                         break
@@ -245,8 +256,7 @@ def _split_long(unit: Unit, source: str, limit: int) -> list[Unit]:
     for line in unit.lines:
         buf.append(line)
         tokens = count_tokens(source[buf[0].start:buf[-1].end])
-        closes_sentence = SENTENCE_END.search(line.text + " X") is not None  # " X": as if a sentence followed
-        if tokens >= limit or (tokens >= 0.8 * limit and closes_sentence):
+        if tokens >= limit or (tokens >= 0.8 * limit and closes_sentence(line.text)):
             pieces.append(Unit(buf, unit.kind, unit.section, unit.paragraph))
             buf = []
     if buf:
@@ -304,7 +314,7 @@ def _make_node(doc: DocumentInfo, source: str, units: list[Unit], tables: dict[i
 
 def chunk_document(doc: DocumentInfo, source: str, chunk_tokens: int = 256) -> list[TextNode]:
     """Split ``source`` into passages of at most ~``chunk_tokens`` tokens along its structure."""
-    lines = split_lines(source)
+    lines = split_lines(source, doc.running_headers)
     units, tables = segment(lines, _document_currency(source))
     units = [piece for u in units for piece in _split_long(u, source, chunk_tokens)]
 

@@ -86,6 +86,42 @@ def model_lock(key: str) -> threading.Lock:
     return lock
 
 
+class QueryMemory:
+    """Recent query vectors of one model, shared by every embedder of that model in the process,
+    as the model itself is: a repeated question costs no model call, also after a reload (a new
+    build, a new service) or from another service of the same process."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> np.ndarray | None:
+        with self._lock:
+            vec = self._vectors.get(text)
+            if vec is not None:
+                self._vectors.move_to_end(text)
+            return vec
+
+    def put(self, text: str, vec: np.ndarray) -> None:
+        with self._lock:
+            self._vectors[text] = vec
+            self._vectors.move_to_end(text)
+            while len(self._vectors) > self.size:
+                self._vectors.popitem(last=False)
+
+
+_QUERY_MEMORY: dict[str, QueryMemory] = {}
+
+
+def query_memory(model_id: str, size: int) -> QueryMemory:
+    """The process-wide ``QueryMemory`` of model ``model_id`` (holding at least ``size`` queries)."""
+    with _LOAD_LOCK:
+        memory = _QUERY_MEMORY.setdefault(model_id, QueryMemory(size))
+        memory.size = max(memory.size, size)
+    return memory
+
+
 @cache  # a metadata lookup parses the package's METADATA file: once per process, not per query
 def _pkg_version(name: str) -> str:
     try:
@@ -331,8 +367,8 @@ class CachedEmbedder:
     merged in. A file that cannot be read (truncated, garbage, other dims) is ignored with a
     warning and replaced on the next write.
 
-    Queries are not written to disk (they would grow without bound); a small in-memory LRU keeps
-    repeated ones.
+    Queries are not written to disk (they would grow without bound); an in-memory LRU of the
+    model's (``QueryMemory``, one per model and process) keeps repeated ones.
     """
 
     def __init__(
@@ -341,7 +377,7 @@ class CachedEmbedder:
         cache_dir: Path | str,
         *,
         flush_every: int = 256,
-        query_cache_size: int = 256,
+        query_cache_size: int = 4096,
     ) -> None:
         self.embedding = embedding
         self.model_id = model_id_of(embedding)
@@ -356,8 +392,7 @@ class CachedEmbedder:
         self._lock = threading.RLock()
         self._rows: dict[bytes, np.ndarray] = {}
         self._dirty: dict[bytes, np.ndarray] = {}
-        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._query_cache_size = query_cache_size
+        self._queries = query_memory(self.model_id, query_cache_size)
         self._rows.update(self._read_disk())
         self.batcher = None
         """A ``batching.QueryBatcher`` once ``batch_queries`` is called: concurrent queries share model calls."""
@@ -431,14 +466,12 @@ class CachedEmbedder:
         texts = list(texts)
         out = np.zeros((len(texts), self.dims), dtype=np.float32)
         todo: dict[str, list[int]] = {}
-        with self._lock:
-            for i, text in enumerate(texts):
-                vec = self._queries.get(text)
-                if vec is None:
-                    todo.setdefault(text, []).append(i)
-                else:
-                    self._queries.move_to_end(text)
-                    out[i] = vec
+        for i, text in enumerate(texts):
+            vec = self._queries.get(text)
+            if vec is None:
+                todo.setdefault(text, []).append(i)
+            else:
+                out[i] = vec
         if not todo:
             return out
         new = list(todo)
@@ -447,13 +480,10 @@ class CachedEmbedder:
         else:
             encode = getattr(self.embedding, "encode_queries", None)
             vecs = encode(new) if encode else [self.embedding.get_query_embedding(t) for t in new]
-        with self._lock:
-            for text, vec in zip(new, vecs):
-                vec = np.asarray(vec, dtype=np.float32).reshape(self.dims)
-                out[todo[text]] = vec
-                self._queries[text] = vec
-            while len(self._queries) > self._query_cache_size:
-                self._queries.popitem(last=False)
+        for text, vec in zip(new, vecs):
+            vec = np.asarray(vec, dtype=np.float32).reshape(self.dims)
+            out[todo[text]] = vec
+            self._queries.put(text, vec)
         return out
 
     def flush(self) -> None:

@@ -25,12 +25,10 @@ from assistant.chunking import TABLE_CONTEXT
 from assistant.lexical import token_set
 from assistant.names import mentions
 from assistant.query import MONEY, QueryPlan
-from assistant.text import YEAR, sentence_spans
+from assistant.text import NUMBER, YEAR, has_number, number_key, sentence_spans
 
 if TYPE_CHECKING:
     from assistant.store import StoreStats
-
-NUMBER = re.compile(r"\(?-?\d[\d ,.]*\d\)?%?|\b\d\b")
 
 FEATURES = (
     "prior", "cov", "own_cov", "context_cov", "passage", "recip_rank", "is_row", "column", "number", "no_number",
@@ -75,7 +73,7 @@ class Candidate:
 
     @property
     def has_number(self) -> bool:
-        return any(re.search(r"\d", m.group(0)) for m in NUMBER.finditer(self.quote))
+        return has_number(self.quote)
 
     @property
     def document_id(self) -> str:
@@ -131,18 +129,16 @@ def span_embed_text(node: TextNode, quote: str, is_row: bool) -> str:
     return "\n".join([*filter(None, head), quote])
 
 
-CELL_NUMBER = re.compile(r"^\(?-?\d[\d ,.]*\)?%?$")
+CELL_NUMBER = re.compile(rf"^\(?-?({NUMBER.pattern})\)?%?$")
 
 
 def cell_value(cell: str) -> float | None:
     """A table cell's figure, brackets as negative; None for a label, a year or a dash."""
     cell = cell.strip()
-    if not CELL_NUMBER.match(cell) or YEAR.fullmatch(cell):
+    m = CELL_NUMBER.match(cell)
+    if not m or YEAR.fullmatch(cell):
         return None
-    try:
-        value = float(re.sub(r"[^\d.]", "", cell.replace(",", "").replace(" ", "")))
-    except ValueError:
-        return None
+    value = float(number_key(m.group(1)))
     return -value if cell.startswith(("(", "-")) else value
 
 

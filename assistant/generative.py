@@ -25,7 +25,6 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from llama_index.core.schema import NodeWithScore
@@ -34,6 +33,7 @@ from assistant.answering import ExtractiveAnswerer
 from assistant.query import QueryPlan
 from assistant.records import Answer, Citation
 from assistant.settings import Settings
+from assistant.text import numbers_in
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,6 @@ STOP = ["\n"]
 """One line: the answer is one sentence, and a base model's next line is a new (made-up) source or question."""
 
 MARKER = re.compile(r"\[(\d+)\]")
-# A number as people write it: 3508772, 3,508,772, 3 508 772 (also no-break/thin spaces), 20.3, 3,5.
-NUMBER = re.compile(
-    r"(?<!\d)(?<!\d[.,])(?P<int>\d{1,3}(?:[ ,\u00a0\u202f\u2009]\d{3}(?!\d))+|\d+)(?:[.,](?P<frac>\d+))?"
-)
 HEDGE = re.compile(
     r"\b(not (mentioned|provided|stated|specified|given|available|clear)|does not (say|state|contain|mention|specify)|"
     r"do not (say|state|contain|mention|specify)|cannot (be )?(determined|answer)|i don'?t know|unknown|no information)\b",
@@ -58,22 +54,6 @@ HEDGE = re.compile(
 
 
 # -- grounding --------------------------------------------------------------------------------
-def normalise_number(integer: str, frac: str | None = None) -> str:
-    """``3 508 772`` / ``3,508,772`` / ``3508772`` -> ``3508772``; ``20.30`` -> ``20.3``; ``0782`` -> ``782``."""
-    digits = re.sub(r"\D", "", integer)
-    try:
-        value = Decimal(f"{digits}.{frac}" if frac else digits)
-    except InvalidOperation:  # pragma: no cover - the regex only yields digits
-        return digits
-    return format(value.normalize(), "f")
-
-
-def numbers_in(text: str) -> list[str]:
-    """Every number in ``text`` (citation markers ``[n]`` excluded), normalised."""
-    text = MARKER.sub(" ", text)
-    return [normalise_number(m.group("int"), m.group("frac")) for m in NUMBER.finditer(text)]
-
-
 def source_numbers(text: str) -> set[str]:
     """The numbers a source supports: as written (``3 508 772`` supports ``3,508,772``), and each
     space-separated digit group on its own, in case extraction glued a label or year to a figure."""

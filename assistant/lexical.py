@@ -1,6 +1,6 @@
 """Lexical analysis for BM25: tokens that survive number formats, stems, typos and the en/sv divide.
 
-- Numbers: ``3 508 772``, ``3,508,772`` and ``3508772`` are one token.
+- Numbers: ``3 508 772``, ``3,508,772`` and ``3508772`` are one token (``text.number_key``).
 - English and Swedish are stemmed with Snowball (PyStemmer).
 - Swedish words are glossed with English (a domain glossary, then Folkets lexikon from ``svlang``),
   and English query words are glossed with Swedish, so either language finds the other's passages.
@@ -15,7 +15,9 @@ from functools import lru_cache
 
 import Stemmer
 
-WORD = re.compile(r"\d{1,3}(?:[ ,\u00a0]\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|[^\W\d_]+(?:[-'][^\W\d_]+)*", re.UNICODE)
+from assistant.text import NUMBER, number_key
+
+WORD = re.compile(rf"{NUMBER.pattern}|[^\W\d_]+(?:[-'][^\W\d_]+)*", re.UNICODE)
 
 EN_STOP = frozenset(
     """a an and are as at be been being but by can could did do does for from had has have how i if in into is it
@@ -47,17 +49,12 @@ def _stemmer(lang: str) -> Stemmer.Stemmer:
     return Stemmer.Stemmer("swedish" if lang == "sv" else "english")
 
 
-def normalise_number(token: str) -> str:
-    """``3 508 772``, ``3,508,772`` and ``3,508,772.00`` all become ``3508772``."""
-    return re.sub(r"\.0+$", "", re.sub(r"[ ,\u00a0]", "", token))
-
-
 def words(text: str) -> list[str]:
     """Lower-cased surface words and normalised numbers, in order."""
     out = []
     for m in WORD.finditer(text.lower()):
         tok = m.group(0)
-        out.append(normalise_number(tok) if tok[0].isdigit() else tok)
+        out.append(number_key(tok) if tok[0].isdigit() else tok)
     return out
 
 

@@ -25,6 +25,11 @@ class DocumentInfo(BaseModel):
     doc_type: str = "document"
     aliases: list[str] = Field(default_factory=list)
     seed: str | None = None
+    family: str | None = None
+    """The series the document belongs to: a ``[families.<name>]`` table of the catalog."""
+    running_headers: list[str] = Field(default_factory=list)
+    """Regexes of whole lines its pages repeat (its family's, then its own): the chunker drops them.
+    Filled by the catalog; the API does not show them (``api.models.DocumentRecord``)."""
 
     @property
     def years(self) -> tuple[int, int] | None:

@@ -1,15 +1,19 @@
 """One definition of the text concepts every stage shares: years, figures, currencies and sentences.
 
 - ``YEAR``: a calendar year 1900-2099 standing alone ("2022", not "20221"); ``YEAR_IN_NAME`` in names.
+- ``NUMBER``, ``number_key``: a figure as written, and the one form it is compared in (BM25 tokens,
+  an answer's grounding, table cells): ``3 508 772``, ``3,508,772`` and ``3508772`` are one number.
 - ``format_number``: a figure as a reader expects it (``3 508 772`` -> ``3,508,772``).
 - ``sentence_spans``: sentences (and bullet items) of a text as exact character spans, not cut at
-  abbreviations ("approx. USD 5 million", "ca. 80 miljoner", "e.g. Sudan", "No. 12").
+  abbreviations ("approx. USD 5 million", "ca. 80 miljoner", "e.g. Sudan", "No. 12"); the one
+  splitter (the chunker's ``closes_sentence``, the evidence's spans).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from decimal import Decimal, InvalidOperation
 
 YEAR = re.compile(r"\b((?:19|20)\d\d)\b")
 _RANGE = re.compile(
@@ -49,11 +53,6 @@ TIME = re.compile(
 """A point in time as the documents state one: a year, a month, a quarter or a season."""
 
 
-def states_figure(text: str) -> bool:
-    """Does the text state a figure: digits other than a year alone, or a count in words?"""
-    return any(not YEAR.fullmatch(m.group(0)) for m in NUMBER.finditer(text)) or bool(CARDINALS.search(text))
-
-
 _EARLIER = re.compile(
     r"\b(?:(?:a|one) year (?:earlier|before|prior)|the (?:previous|prior|preceding) year|the year before|"
     r"året (?:innan|före)|föregående år|året dessförinnan)\b", re.I)
@@ -78,9 +77,40 @@ def relative_years(text: str, years: list[int]) -> list[int]:
 YEAR_IN_NAME = re.compile(r"(?:19|20)\d\d")
 """A year inside a file name or a catalog period ("dk_strategy_2023", "2023-2026"), where ``_`` may
 join it to a word."""
-NUMBER = re.compile(r"\d{1,3}(?:[ \u00a0\u202f,]\d{3})+(?:\.\d+)?|\d+(?:[.,]\d+)?")
-"""A figure: digits with thousands groups of exactly three (``3 508 772``, ``3,508,772``), or plain
-digits with decimals (``20.3``). "2019, 11 donors" is two figures, not one."""
+_GROUPED = r"\d{1,3}(?:[ \u00a0\u202f\u2009,]\d{3})+(?:\.\d+)?"
+NUMBER = re.compile(rf"{_GROUPED}|\d+(?:[.,]\d+)?")
+"""A figure: digits with thousands groups of exactly three (``3 508 772``, ``3,508,772``, also with
+no-break and thin spaces), or plain digits with decimals (``20.3``, ``3,5``). "2019, 11 donors" is
+two figures, not one."""
+
+
+def number_key(raw: str) -> str:
+    """The one form a figure is compared in, however it is written: ``3 508 772``, ``3,508,772``,
+    ``3508772`` and ``3,508,772.00`` -> ``3508772``; ``20.30`` -> ``20.3``; ``3,5`` -> ``3.5``;
+    ``0782`` -> ``782``. ``raw`` is a ``NUMBER`` match; anything else is returned as it is."""
+    number = re.sub(r"[ \u00a0\u202f\u2009,]", "", raw) if re.fullmatch(_GROUPED, raw) else raw.replace(",", ".")
+    try:
+        value = Decimal(number)
+    except InvalidOperation:
+        return raw
+    return format(value.normalize(), "f")
+
+
+def numbers_in(text: str) -> list[str]:
+    """Every figure in ``text``, by ``number_key``; citation markers ``[n]`` are not figures."""
+    return [number_key(m.group(0)) for m in NUMBER.finditer(CITATION_MARKER.sub(" ", text))]
+
+
+def has_number(text: str) -> bool:
+    """Does ``text`` state a figure?"""
+    return NUMBER.search(text) is not None
+
+
+def states_figure(text: str) -> bool:
+    """Does the text state a figure as an answer: digits other than a year alone, or a count in words?"""
+    return any(not YEAR.fullmatch(m.group(0)) for m in NUMBER.finditer(text)) or bool(CARDINALS.search(text))
+
+
 CURRENCY_CODES = "USD|SEK|DKK|CHF|EUR"
 """The currencies the documents state amounts in (a regex alternation): one list for the chunker's
 table currency, the figures an answer states and the money a question asks for."""
@@ -129,6 +159,12 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def closes_sentence(text: str) -> bool:
+    """Does a sentence end in ``text``, or at its end (as if another sentence followed it)?
+    A long paragraph is cut after such a line. ("It was spent." yes; "approx." and "a clause," no.)"""
+    return len(sentence_spans(text.rstrip() + " X")) > 1
+
+
 REFERENCE = re.compile(
     r"(?:\b(?:annex|appendix|table|figure|fig\.|chart|box|line|page|p\.|pp\.|no\.|nr\.?|chapter|section|para\.?|"
     r"paragraph|article|art\.|priority area|objective|outcome|output|step|phase|level|bilaga|tabell|figur|sidan?|kapitel|"
@@ -164,13 +200,7 @@ def figure_value(figure: str) -> tuple[float, str] | None:
     m = NUMBER.search(figure)
     if not m:
         return None
-    raw = m.group(0)
-    grouped = re.fullmatch(r"\d{1,3}(?:[ \u00a0\u202f,]\d{3})+(?:\.\d+)?", raw)
-    number = re.sub(r"[ \u00a0\u202f,]", "", raw) if grouped else raw.replace(",", ".")
-    try:
-        value = float(number)
-    except ValueError:
-        return None
+    value = float(number_key(m.group(0)))
     low = figure.lower()
     value *= next((k for w, k in _SCALE.items() if w in low), 1.0)
     if re.search(r"%|per\s?cent|procent", low):

@@ -304,6 +304,7 @@ def test_documents_and_document(client, fast_service):
     assert {d["id"] for d in docs} == {d.id for d in fast_service.documents()}
     for d in docs:
         assert d["passage_count"] > 0 and d["title"]
+        assert "running_headers" not in d  # the chunker's patterns, not part of the record
     one = client.get(f"/v1/documents/{docs[0]['id']}", headers=AUTH)
     assert one.status_code == 200 and one.json() == docs[0]
     err = assert_error(client.get("/v1/documents/no-such-doc", headers=AUTH), 404, "not_found")

@@ -76,3 +76,79 @@ def test_a_year_it_does_not_cover_is_refused_and_the_refusal_names_it(norway):
         assert not answer.answered, (question, answer.answer)
         assert not answer.citations
         assert NORWAY["title"] in answer.answer and "only for 2023" in answer.answer, answer.answer
+
+
+# --- a new document family: its running headers come from the catalog, not from code ----------
+
+REVIEW = {
+    "id": "no-review-2024",
+    "file": "no-iom-annual-review-2024.txt",
+    "title": "Annual Review of Norway's Cooperation with IOM 2024",
+    "publisher": "Royal Norwegian Ministry of Foreign Affairs",
+    "year": 2024,
+    "period": "2024",
+}
+HEADER = "NMFA/IOM/REV/2024"  # the review's document code, repeated at the top of every page
+
+
+def _review_corpus(corpus: Path, family: dict | None) -> Path:
+    """The fixture review alone, its catalog giving it a family with ``family`` (a table) or none."""
+    corpus.mkdir(parents=True, exist_ok=True)
+    shutil.copy(FIXTURES / REVIEW["file"], corpus / REVIEW["file"])
+    lines = []
+    if family is not None:
+        lines += ["[families.nmfa-review]"] + [f"{k} = {json.dumps(v)}" for k, v in family.items()] + [""]
+    entry = {**REVIEW, **({"family": "nmfa-review"} if family is not None else {})}
+    lines += ["[[documents]]"] + [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in entry.items()]
+    (corpus / "catalog.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return corpus
+
+
+def _indexed_passages(settings) -> list:
+    service = _loaded(settings)
+    return service.search("Norway funding Afghanistan Sudan returns review", top_k=20)
+
+
+def test_a_running_header_given_by_the_catalog_is_stripped_from_the_chunks(tmp_path):
+    """Page breaks of the review cut a paragraph, and its code heads every page. Given as its family's
+    running header in the catalog (no code), the code is in no passage, no section and no quote;
+    without it, the same chunker keeps it (the catalog is what strips it). Editing the pattern makes
+    the index stale."""
+    from assistant.indexing import is_stale
+
+    from conftest import make_settings
+
+    pattern = {"running_headers": [r"NMFA/IOM/REV/\d{4}"]}
+    kept = _indexed_passages(_built(tmp_path / "none", _review_corpus(tmp_path / "none" / "corpus", None),
+                                    embedding_model="hash"))
+    assert any(HEADER in p.text for p in kept)
+
+    settings = _built(tmp_path / "family", _review_corpus(tmp_path / "family" / "corpus", pattern),
+                      embedding_model="hash")
+    passages = _indexed_passages(settings)
+    assert len(passages) == len(kept) >= 3
+    assert not any(HEADER in p.text or HEADER in (p.section or "") for p in passages)
+    assert any(p.text.startswith("Afghanistan, where needs were greatest.") for p in passages)
+    assert {p.page for p in passages} == {2, 3}
+
+    assert not is_stale(settings)
+    _review_corpus(settings.corpus_dir, {"running_headers": [r"NMFA/IOM/\w+/\d{4}"]})
+    assert is_stale(make_settings(tmp_path / "family", settings.corpus_dir, embedding_model="hash"))
+
+
+def test_a_catalog_family_must_exist_and_its_patterns_compile(tmp_path):
+    from assistant.catalog import CatalogError, load_catalog
+
+    corpus = _review_corpus(tmp_path / "a", {"running_headers": [r"NMFA/IOM/REV/\d{4}"]})
+    (doc,) = load_catalog(corpus)
+    assert doc.family == "nmfa-review" and doc.running_headers == [r"NMFA/IOM/REV/\d{4}"]
+    from assistant.api.models import DocumentOut
+
+    assert "running_headers" not in DocumentOut(**doc.model_dump()).model_dump()  # the chunker's, not the API's
+    text = (corpus / "catalog.toml").read_text(encoding="utf-8")
+    (corpus / "catalog.toml").write_text(text.replace("[families.nmfa-review]", "[families.other]"), encoding="utf-8")
+    with pytest.raises(CatalogError, match="families.nmfa-review"):
+        load_catalog(corpus)
+    _review_corpus(corpus, {"running_headers": ["NMFA/(IOM"]})
+    with pytest.raises(CatalogError, match="running header"):
+        load_catalog(corpus)

@@ -166,20 +166,22 @@ def test_database_killed_mid_query_is_a_503_then_recovers(tmp_path):
 
 
 @pytest.mark.slow
-def test_golden_gate_on_the_postgres_store(tmp_path, pg_server):
+def test_golden_gate_on_the_postgres_store(tmp_path, pg_server, corpus_build):
     """GATE: the golden set (and the held-out split) through the full-corpus service on PostgreSQL must not
-    regress against the same baselines as the local store."""
+    regress against the same baselines as the local store. The store serves the session's build of the
+    full corpus (``corpus_build``, what ``assistant index`` makes of it), written and published."""
     import io
 
     from rich.console import Console
 
+    from assistant import compose
     from assistant.evals.cli import run_eval
     from assistant.evals.runner import ServiceAsker
-    from assistant.indexing import build_index
 
     root = ROOT / "evals"
     settings = make_settings(tmp_path, CORPUS, store="postgres", database_url=pg_server.url, database_schema="gate")
-    build_index(settings)
+    store = compose.make_store(settings)
+    store.publish(store.write(corpus_build))
     service = _loaded(settings)
     assert service.parts().store.name == "postgres"
     for cases, baseline in ((root / "golden.jsonl", root / "baseline.json"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import bm25s
@@ -24,11 +25,15 @@ def questions() -> list[str]:
     return [json.loads(line)["question"] for line in lines if line.strip()][:40]
 
 
-@pytest.fixture
-def published(pg_store, corpus_build):
-    build_id = pg_store.write(corpus_build)
-    pg_store.publish(build_id)
-    return pg_store
+@pytest.fixture(scope="module")
+def published(pg_server, corpus_build):
+    """The corpus build written and published once, in a schema of its own, for the tests that only
+    read it (the tests that write get an empty store each, ``pg_store``)."""
+    from assistant.stores.postgres import PgOptions, PostgresStore
+
+    store = PostgresStore(pg_server.url, PgOptions(schema="t_read_" + uuid.uuid4().hex[:8]))
+    store.publish(store.write(corpus_build))
+    return store
 
 
 def _query_vectors(build: Build, n: int = 12) -> np.ndarray:
@@ -236,7 +241,7 @@ def test_database_down_is_store_unavailable_then_recovers(tmp_path, corpus_build
 
     server = LocalPostgres(tmp_path / "data").start()  # durable: an immediate stop loses no commit
     try:
-        store = PostgresStore(server.url, PgOptions(schema="outage", timeout_s=2))
+        store = PostgresStore(server.url, PgOptions(schema="outage", timeout_s=1))  # each refused call waits this long
         store.publish(store.write(corpus_build))
         q = corpus_build.vectors[0]
         assert store.dense(q, 3)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.text import YEAR, format_number, sentences
+from assistant.text import YEAR, closes_sentence, format_number, has_number, number_key, numbers_in, sentences
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -21,6 +21,14 @@ def test_sentences_do_not_break_at_abbreviations(text, expected):
     assert sentences(text) == expected
 
 
+def test_the_chunker_cuts_where_the_one_splitter_ends_a_sentence():
+    assert closes_sentence("IOM received USD 5 million.")
+    assert closes_sentence("It was spent. The next sentence starts here and")
+    assert not closes_sentence("IOM received approx.")  # an abbreviation does not end it
+    assert not closes_sentence("Sverige bidrog med ca.")
+    assert not closes_sentence("a clause, and then")
+
+
 def test_sentences_are_exact_spans():
     text = "  IOM grew by 25 per cent.   Approx. USD 2 billion was spent.  "
     for s in sentences(text):
@@ -34,6 +42,23 @@ def test_years_and_figures():
     assert format_number("1,000,000.00") == "1,000,000"
     assert format_number("2022") == "2022"
     assert format_number("n/a") == "n/a"
+
+
+def test_a_number_has_one_form_however_it_is_written():
+    """One definition serves the BM25 tokens, an answer's grounding and table cells."""
+    from assistant.evidence import cell_value
+    from assistant.generative import source_numbers
+    from assistant.lexical import words
+
+    for written in ("3 508 772", "3,508,772", "3508772", "3\u00a0508\u00a0772", "3\u2009508\u2009772", "3,508,772.00"):
+        assert number_key(written) == "3508772", written
+        assert words(f"USD {written} in total") == ["usd", "3508772", "in", "total"], written
+        assert "3508772" in source_numbers(f"gave USD {written}."), written
+        assert cell_value(written) == 3508772.0, written
+    assert [number_key(n) for n in ("20.30", "3,5", "0782")] == ["20.3", "3.5", "782"]
+    assert numbers_in("In 2019, 11 donors gave USD 20.3 million [1][2].") == ["2019", "11", "20.3"]
+    assert cell_value("(128 410)") == -128410.0 and cell_value("2022") is None and cell_value("-") is None
+    assert has_number("Phase II: 25 per cent") and not has_number("Phase II: a quarter")
 
 
 def test_relative_years():

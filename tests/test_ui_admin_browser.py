@@ -37,6 +37,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
+    _requirements()  # skip (or fail, when every test must run) without chromium, as the UI browser tests do
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -68,12 +69,15 @@ def _ask(page, question: str):
     return page.locator("#chat .answer-ok[data-state=complete], #chat .answer-refused").last
 
 
-def _wait_job(page, state: str = "succeeded"):
-    page.wait_for_function(
-        "(s) => { const p = document.querySelector('#admin-status p[data-state]');"
-        " return p && (p.dataset.state === s || p.dataset.state === 'failed'); }", arg=state, timeout=TIMEOUT_MS)
-    job = page.locator("#admin-status p[data-state]")
-    assert job.get_attribute("data-state") == state, page.locator("#admin-status").inner_text()
+def _wait_job(page, state: str = "succeeded", action: str = "Add"):
+    """Wait until the status shows the job of ``action`` ("Add", "Remove") finished, and check how.
+    The previous job stays shown until the status is next polled, so the action is matched too, and
+    the state is read in the same look at the page."""
+    finished = page.wait_for_function(
+        "(a) => { const p = document.querySelector('#admin-status p[data-state]');"
+        " return p && p.textContent.startsWith(a + ' ') && ['succeeded', 'failed'].includes(p.dataset.state)"
+        " && p.dataset.state; }", arg=action, timeout=TIMEOUT_MS)
+    assert finished.json_value() == state, page.locator("#admin-status").inner_text()
 
 
 def test_admin_uploads_sees_asks_and_removes(browser, server):
@@ -111,7 +115,7 @@ def test_admin_uploads_sees_asks_and_removes(browser, server):
         page.get_by_role("tab", name="Manage documents").click()
         row.locator("button[data-remove]").click()
         page.get_by_text("Removing zembla-2031").wait_for(timeout=30_000)
-        _wait_job(page)
+        _wait_job(page, action="Remove")
         page.wait_for_function("() => !document.querySelector('#admin-docs tr[data-doc=zembla-2031]')",
                                timeout=TIMEOUT_MS)
 

@@ -114,7 +114,13 @@ class SearchResponse(BaseModel):
     passages: list[PassageOut]
 
 
-class DocumentOut(DocumentInfo):
+class DocumentRecord(DocumentInfo):
+    """A catalog entry as the API shows it: without the chunker's running-header patterns."""
+
+    running_headers: list[str] = Field(default_factory=list, exclude=True)
+
+
+class DocumentOut(DocumentRecord):
     """A catalog entry with the number of passages indexed from it."""
 
     model_config = ConfigDict(

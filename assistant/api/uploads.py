@@ -36,7 +36,7 @@ from fastapi import APIRouter, Depends, File, Form, Path as PathParam, Request, 
 from pydantic import BaseModel, Field, ValidationError
 
 from assistant.api.errors import ApiError
-from assistant.api.models import error_responses
+from assistant.api.models import DocumentRecord, error_responses
 from assistant.api.security import require_admin_key, require_api_key
 from assistant.catalog import CATALOG_FILE, CatalogError, load_catalog
 from assistant.records import DocumentInfo
@@ -425,7 +425,7 @@ class JobOut(BaseModel):
 
 class JobAccepted(BaseModel):
     job: JobOut
-    document: DocumentInfo | None = None
+    document: DocumentRecord | None = None
     status_url: str = "/v1/index/status"
 
 
@@ -506,7 +506,7 @@ async def upload_document(
     except ValidationError as exc:
         raise ApiError(422, "validation_error", f"Invalid request: {exc.errors()[0].get('msg', 'invalid')}") from None
     job = get_jobs(request).submit_add(doc, data)
-    return {"job": job.public(), "document": doc.model_dump(), "status_url": "/v1/index/status"}
+    return {"job": job.public(), "document": DocumentRecord(**doc.model_dump()), "status_url": "/v1/index/status"}
 
 
 @admin_router.delete(

@@ -14,7 +14,8 @@ from assistant.store import IndexUnavailable, PassageStore
 
 
 def corpus_fingerprint(settings: Settings, docs: list[DocumentInfo]) -> dict[str, str]:
-    """Content hash of every catalogued file (and its catalog entry), by document id."""
+    """Content hash of every catalogued file (and its catalog entry, with its family's running
+    headers), by document id."""
     out = {}
     for doc in docs:
         path = settings.corpus_dir / doc.file
