@@ -83,14 +83,15 @@ def extractive(parts: AnswererParts) -> ExtractiveAnswerer:
 def _openai(parts: AnswererParts) -> Answerer:
     from assistant.generative import GenerativeAnswerer, openai_llm
 
-    return GenerativeAnswerer(parts.settings, extractive(parts), openai_llm(parts.settings))
+    return GenerativeAnswerer(parts.settings, extractive(parts), openai_llm(parts.settings), documents=parts.documents)
 
 
 def _llamacpp(parts: AnswererParts) -> Answerer:
     from assistant.generative import GenerativeAnswerer, llamacpp_llm
 
     # An in-process llama.cpp context is not thread-safe: calls are serialised.
-    return GenerativeAnswerer(parts.settings, extractive(parts), llamacpp_llm(parts.settings), serialise=True)
+    return GenerativeAnswerer(parts.settings, extractive(parts), llamacpp_llm(parts.settings), serialise=True,
+                              documents=parts.documents)
 
 
 register_answerer("extractive", extractive)

@@ -1,21 +1,32 @@
-"""The optional generative answerer: an LLM rewrites the extractive answer, under a grounding check.
+"""The optional generative answerer: an LLM writes the lead sentence from verified evidence, under a grounding check.
 
-It never answers on its own authority. It first runs the extractive answerer; a refusal is
-returned unchanged, and otherwise the LLM sees only the extractive citations (their quotes and
-the passages around them, numbered so that ``[n]`` is ``citations[n-1]``). Its text is kept only
-if every number in it appears in a cited passage and its citation markers point to real
-citations; anything else (ungrounded figure, unknown marker, a hedge, an empty or garbled
-completion, any LLM error or timeout) returns the extractive answer. Citations and passages are
-always the extractive ones, so every quote stays an exact span of its passage.
+It never answers on its own authority. The extractive answerer runs first and picks the claims,
+each with an exact-span citation; a refusal is returned unchanged, without asking the LLM. The LLM
+then sees only those citations (their quotes and the passages around them, numbered so that
+``[n]`` is ``citations[n-1]``) and the extractive lead, and writes one sentence that states the
+answer in the question's terms and language: an English lead for Swedish evidence too. That
+sentence is kept, ahead of the extractive claims, only if it is grounded: every number in it
+appears in a cited passage (and it states the figure the extractive lead states), every name in
+it appears in the cited passages, their documents' catalog entries or the extractive answer's
+English rendering, and its citation markers point to real citations. Anything else (an
+ungrounded figure or name, an unknown marker, a hedge, an empty or garbled completion, any LLM
+error or timeout) returns the extractive answer unchanged. Citations and passages are always the
+extractive ones, so every quote stays an exact span of its passage.
+
+The model is an instruct model with a chat template: the prompt is ChatML (``<|im_start|>`` ...
+``<|im_end|>``), sent as a plain completion whose special tokens the runtime parses as special
+(llama.cpp does, for completion prompts).
 
 Backends (``settings.answerer``, registered in ``assistant.answerers``), both through llama-index's LLM interface:
 
 - ``openai``: any OpenAI-compatible completion endpoint (``llm_base_url``, ``llm_model``,
-  ``llm_api_key``) through ``OpenAILike``, e.g. ``python -m llama_cpp.server`` on loopback;
-- ``llamacpp``: a local GGUF file (``llm_model_path``) loaded in process through ``LlamaCPP``.
+  ``llm_api_key``) through ``OpenAILike``, e.g. ``python -m llama_cpp.server`` on loopback (``make llm-server``);
+- ``llamacpp``: a local GGUF file loaded in process through ``LlamaCPP``: ``llm_model_path`` (default:
+  Qwen2.5-Coder-1.5B-Instruct Q4_K_M joined from its PyPI parts, ``assistant.llm_model``), refused unless
+  its sha256 is ``llm_model_sha256``.
 
-The prompt templates live in ``settings.prompts_dir`` (``answer.txt``, ``context_item.txt``)
-and are read at run time, so they can be tuned without touching code.
+The prompt templates live in ``settings.prompts_dir`` (``lead_system.txt``, ``lead_user.txt``,
+``context_item.txt``) and are read at run time, so they can be tuned without touching code.
 """
 
 from __future__ import annotations
@@ -31,19 +42,21 @@ from llama_index.core.schema import NodeWithScore
 
 from assistant.answering import ExtractiveAnswerer
 from assistant.query import QueryPlan
-from assistant.records import Answer, Citation
+from assistant.records import Answer, Citation, DocumentInfo
 from assistant.settings import Settings
 from assistant.text import numbers_in
 
 log = logging.getLogger(__name__)
 
-MAX_TOKENS = 120
+MAX_TOKENS = 80
+"""One sentence."""
 TIMEOUT_S = 60.0
-CONTEXT_BUDGET_CHARS = 2400
-"""About 600 tokens of context: well inside a 2048-token window, and prompt evaluation is most of the latency."""
-PASSAGE_WINDOW_CHARS = 400
-STOP = ["\n"]
-"""One line: the answer is one sentence, and a base model's next line is a new (made-up) source or question."""
+CONTEXT_BUDGET_CHARS = 1600
+"""About 400 tokens of context: prompt evaluation (~59 tokens/s on 2 cores) is most of the latency."""
+PASSAGE_WINDOW_CHARS = 300
+N_CTX = 2048
+STOP = ["<|im_end|>", "<|endoftext|>", "\n"]
+"""The end of the assistant's turn, or of its first line: the lead is one sentence."""
 
 MARKER = re.compile(r"\[(\d+)\]")
 HEDGE = re.compile(
@@ -124,7 +137,64 @@ def clean_completion(text: str) -> str:
     return text.strip()
 
 
+# -- names --------------------------------------------------------------------------------------
+NAME = re.compile(r"(?<![\w’'])[A-ZÅÄÖÉ][\w’'-]*")
+COMMON = frozenset("""a an the in on at of for from to by with and or but as its it this that these those their
+there they than then during between under over about after before since until per each every all both total
+according while when where which who what how however also only overall some most more less its
+january february march april may june july august september october november december""".split())
+"""Capitalised words that are not names (a sentence's first word, months)."""
+
+
+def names_in(text: str) -> list[str]:
+    """The names (capitalised words, acronyms) in ``text``, markers excluded, possessives stripped."""
+    found = []
+    for m in NAME.finditer(MARKER.sub(" ", text)):
+        word = re.sub(r"(?:['’]s|['’])$", "", m.group(0)).strip("-")
+        if word and word.lower() not in COMMON:
+            found.append(word)
+    return found
+
+
+def check_names(text: str, pool: str) -> Grounding:
+    """Accept ``text`` only if each of its names appears (case-insensitively, as the start of a word) in ``pool``."""
+    pool_l = pool.lower()
+    missing = [n for n in names_in(text) if not re.search(rf"(?<!\w){re.escape(n.lower())}", pool_l)]
+    if missing:
+        return Grounding(False, text, f"name(s) not in the cited passage(s): {missing}")
+    return Grounding(True, text)
+
+
+def lead_figures(lead: str) -> set[str]:
+    """The numbers of the figure the extractive lead states (its bold part), if it states one."""
+    m = re.search(r"\*\*(.+?)\*\*", lead)
+    return set(numbers_in(m.group(1))) if m else set()
+
+
+def first_sentence(text: str) -> str:
+    """Up to the end of the first sentence (a full stop followed by a capital, or the end), with its markers."""
+    m = re.match(r"(.+?[.!?](?:\s*\[\d+\])*)(?=\s+[A-ZÅÄÖ\"“]|$)", text)
+    return m.group(1).strip() if m else text
+
+
+def check_lead(text: str, sources: dict[int, str], verified: str, names_pool: str,
+               wants_number: bool = False, question: str = "") -> Grounding:
+    """The lead sentence's checks: ``check_grounding`` (numbers, markers, hedges), then the figure the
+    extractive lead states must be among its numbers, then every name must be in ``names_pool``."""
+    grounding = check_grounding(first_sentence(clean_completion(text)), sources, wants_number, question)
+    if not grounding.ok:
+        return grounding
+    wanted = lead_figures(verified)
+    if wanted and not wanted <= set(numbers_in(grounding.text)):
+        return Grounding(False, grounding.text, f"the lead does not state the verified figure {sorted(wanted)}")
+    names = check_names(grounding.text, names_pool)
+    return names if not names.ok else grounding
+
+
 # -- prompt -----------------------------------------------------------------------------------
+TEMPLATES = ("lead_system.txt", "lead_user.txt", "context_item.txt")
+
+
 def load_template(prompts_dir: Path, name: str) -> str:
     path = Path(prompts_dir) / name
     try:
@@ -179,27 +249,49 @@ def build_context(citations: list[Citation], passages: dict[str, str], item_temp
     return "\n".join(items), shown
 
 
-def build_prompt(template: str, question: str, context: str) -> str:
-    return template.replace("{context}", context).replace("{question}", " ".join(question.split())).rstrip()
+def chatml(system: str, user: str) -> str:
+    """The ChatML prompt of an instruct model (Qwen2.5): a system turn, a user turn, and the open assistant turn."""
+    return (f"<|im_start|>system\n{system.strip()}<|im_end|>\n"
+            f"<|im_start|>user\n{user.strip()}<|im_end|>\n"
+            "<|im_start|>assistant\n")
+
+
+def _fill(template: str, **values: str) -> str:
+    for key, value in values.items():
+        template = template.replace("{" + key + "}", value)
+    return template
+
+
+def build_prompt(system_template: str, user_template: str, question: str, context: str, verified: str,
+                 language: str = "English") -> str:
+    """The lead writer's ChatML prompt: the evidence, the extractive lead (``verified``) and the question."""
+    values = dict(context=context, question=" ".join(question.split()), verified=" ".join(verified.split()),
+                  language=language)
+    return chatml(_fill(system_template, **values), _fill(user_template, **values))
+
+
+def extractive_lead(answer_text: str) -> str:
+    """The first claim of an extractive answer (its first paragraph), without its markdown emphasis."""
+    return answer_text.split("\n\n", 1)[0].strip()
 
 
 # -- LLM backends -----------------------------------------------------------------------------
 def openai_llm(settings: Settings):
     """``answerer = openai``: any OpenAI-compatible completion endpoint through llama-index's ``OpenAILike``."""
     if not settings.llm_base_url:
-        raise ValueError("answerer 'openai' needs ASSISTANT_LLM_BASE_URL (e.g. http://127.0.0.1:8080/v1)")
+        raise ValueError("answerer 'openai' needs ASSISTANT_LLM_BASE_URL (e.g. http://127.0.0.1:8081/v1)")
     try:
         from llama_index.llms.openai_like import OpenAILike
     except ImportError as exc:
-        raise RuntimeError(f"answerer 'openai' needs the optional llm extra (pip install '.[llm]'): {exc}") from exc
+        raise RuntimeError(f"answerer 'openai' needs the optional llm extra (make setup-llm): {exc}") from exc
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
     return OpenAILike(
         api_base=settings.llm_base_url,
         model=settings.llm_model or "local",
         api_key=key or "none",
-        is_chat_model=False,
+        is_chat_model=False,  # the prompt is ChatML already: a plain completion
         is_function_calling_model=False,
-        context_window=2048,
+        context_window=N_CTX,
         max_tokens=MAX_TOKENS,
         temperature=0.0,
         timeout=TIMEOUT_S,
@@ -209,22 +301,28 @@ def openai_llm(settings: Settings):
 
 
 def llamacpp_llm(settings: Settings):
-    """``answerer = llamacpp``: a local GGUF file loaded in process through llama-index's ``LlamaCPP``."""
-    path = settings.llm_model_path
-    if not path or not Path(path).is_file():
-        raise ValueError(f"answerer 'llamacpp' needs ASSISTANT_LLM_MODEL_PATH to name a .gguf file (got {path!r})")
+    """``answerer = llamacpp``: the local GGUF loaded in process through llama-index's ``LlamaCPP``,
+    after its sha256 is checked (``assistant.llm_model.verify``; a mismatch is refused)."""
+    from assistant import llm_model
+
+    path = Path(settings.llm_model_path or llm_model.DEFAULT_PATH)
+    if settings.llm_model_path is None and not path.is_file():
+        raise ValueError(f"answerer 'llamacpp' needs the model at {path}: run `make setup-llm` "
+                         "(or set ASSISTANT_LLM_MODEL_PATH and ASSISTANT_LLM_MODEL_SHA256)")
+    size = llm_model.SIZE if settings.llm_model_sha256 == llm_model.SHA256 else None
+    llm_model.verify(path, settings.llm_model_sha256, size)
     try:
         from llama_index.llms.llama_cpp import LlamaCPP
     except ImportError as exc:
-        raise RuntimeError(f"answerer 'llamacpp' needs the optional llm extra (pip install '.[llm]'): {exc}") from exc
+        raise RuntimeError(f"answerer 'llamacpp' needs the optional llm extra (make setup-llm): {exc}") from exc
     return LlamaCPP(
         model_path=str(path),
         temperature=0.0,
         max_new_tokens=MAX_TOKENS,
-        context_window=2048,
+        context_window=N_CTX,
         generate_kwargs={"stop": STOP},
-        model_kwargs={"n_threads": 2, "n_ctx": 2048},
-        # A base model: the prompt goes in verbatim, never wrapped in a chat template.
+        model_kwargs={"n_threads": settings.llm_threads, "n_ctx": N_CTX},
+        # The prompt is ChatML already (special tokens parsed as special by llama.cpp): sent verbatim.
         completion_to_prompt=lambda prompt: prompt,
         messages_to_prompt=lambda messages: "\n".join(str(m.content) for m in messages),
         verbose=False,
@@ -232,27 +330,40 @@ def llamacpp_llm(settings: Settings):
 
 
 class GenerativeAnswerer:
-    """An ``answerers.Answerer``: the extractive answer, rephrased by ``llm`` when the text is grounded."""
+    """An ``answerers.Answerer``: the extractive answer, led by a sentence ``llm`` writes when it is grounded."""
 
-    def __init__(self, settings: Settings, extractive: ExtractiveAnswerer, llm=None, serialise: bool = False):
+    def __init__(self, settings: Settings, extractive: ExtractiveAnswerer, llm=None, serialise: bool = False,
+                 documents: list[DocumentInfo] | None = None):
         """``llm``: a llama-index LLM (``openai_llm`` or ``llamacpp_llm``; default: an OpenAI-compatible
         endpoint from the settings). ``serialise``: one call at a time (an in-process llama.cpp model
-        is not thread-safe; a server handles its own queue)."""
+        is not thread-safe; a server handles its own queue). ``documents``: the catalog entries whose
+        titles, publishers and aliases ground the names a lead may use."""
         self.settings = settings
         self.extractive = extractive
         self.prompts_dir = Path(settings.prompts_dir)
         # Fail at load time, not on the first question, if the templates are missing.
-        load_template(self.prompts_dir, "answer.txt")
-        load_template(self.prompts_dir, "context_item.txt")
+        for name in TEMPLATES:
+            load_template(self.prompts_dir, name)
         self.llm = llm if llm is not None else openai_llm(settings)
         self._lock = threading.Lock() if serialise else None
+        self.documents = {d.id: d for d in (documents or [])}
 
     def prompt_for(self, question: str, plan: QueryPlan, base: Answer, retrieved: list[NodeWithScore]) -> tuple[str, dict[int, str]]:
         passages = {h.node.node_id: h.node.text for h in retrieved}
         item_template = load_template(self.prompts_dir, "context_item.txt")
         context, shown = build_context(base.citations, passages, item_template)
-        prompt = build_prompt(load_template(self.prompts_dir, "answer.txt"), plan.question or question, context)
+        prompt = build_prompt(load_template(self.prompts_dir, "lead_system.txt"),
+                              load_template(self.prompts_dir, "lead_user.txt"),
+                              plan.question or question, context, extractive_lead(base.answer).replace("**", ""),
+                              "Swedish" if plan.swedish else "English")
         return prompt, shown
+
+    def names_pool(self, base: Answer, shown: dict[int, str]) -> str:
+        """What a lead's names may come from: the cited passages, their documents' catalog entries, and
+        the extractive answer itself (its English rendering of Swedish quotes)."""
+        docs = [self.documents[c.document_id] for c in base.citations if c.document_id in self.documents]
+        meta = [" ".join([d.title, d.publisher, *d.aliases]) for d in docs]
+        return "\n".join([*shown.values(), *meta, base.answer])
 
     def complete(self, prompt: str) -> str:
         if self._lock is None:
@@ -260,23 +371,29 @@ class GenerativeAnswerer:
         with self._lock:
             return self.llm.complete(prompt).text
 
+    def lead(self, question: str, plan: QueryPlan, base: Answer, retrieved: list[NodeWithScore]) -> tuple[str, Grounding]:
+        """The raw completion for ``base`` and its grounding verdict (exceptions propagate)."""
+        prompt, shown = self.prompt_for(question, plan, base, retrieved)
+        raw = self.complete(prompt)
+        verdict = check_lead(raw, shown, extractive_lead(base.answer), self.names_pool(base, shown),
+                             plan.wants_number, plan.question or question)
+        return raw, verdict
+
     def answer(self, question: str, plan: QueryPlan, retrieved: list[NodeWithScore]) -> Answer:
         base = self.extractive.answer(question, plan, retrieved)
         if not base.answered or not base.citations:
             return base  # never let the LLM answer what the evidence does not support
         t0 = time.perf_counter()
         try:
-            prompt, shown = self.prompt_for(question, plan, base, retrieved)
-            raw = self.complete(prompt)
+            raw, grounding = self.lead(question, plan, base, retrieved)
         except Exception as exc:  # noqa: BLE001 - any backend failure means the extractive answer
-            log.warning("LLM answer failed (%s: %s); using the extractive answer", type(exc).__name__, exc)
+            log.warning("LLM lead failed (%s: %s); using the extractive answer", type(exc).__name__, exc)
             return self._with_llm_time(base, t0)
-        grounding = check_grounding(raw, shown, plan.wants_number, plan.question or question)
         if not grounding.ok:
-            log.warning("LLM answer rejected (%s): %r; using the extractive answer", grounding.reason, raw[:200])
+            log.warning("LLM lead rejected (%s): %r; using the extractive answer", grounding.reason, raw[:200])
             return self._with_llm_time(base, t0)
-        log.info("LLM answer accepted: %r", grounding.text)
-        answer = base.model_copy(update={"answer": grounding.text})
+        log.info("LLM lead accepted: %r", grounding.text)
+        answer = base.model_copy(update={"answer": f"{grounding.text}\n\n{base.answer}"})
         return self._with_llm_time(answer, t0)
 
     @staticmethod

