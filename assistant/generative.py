@@ -41,6 +41,7 @@ from pathlib import Path
 from llama_index.core.schema import NodeWithScore
 
 from assistant.answering import ExtractiveAnswerer
+from assistant.lexical import looks_swedish
 from assistant.query import QueryPlan
 from assistant.records import Answer, Citation, DocumentInfo
 from assistant.settings import Settings
@@ -48,12 +49,15 @@ from assistant.text import numbers_in
 
 log = logging.getLogger(__name__)
 
-MAX_TOKENS = 80
-"""One sentence."""
+MAX_TOKENS = 64
+"""One sentence: generation (~12 tokens/s on 2 cores) is half the latency."""
 TIMEOUT_S = 60.0
-CONTEXT_BUDGET_CHARS = 1600
-"""About 400 tokens of context: prompt evaluation (~59 tokens/s on 2 cores) is most of the latency."""
-PASSAGE_WINDOW_CHARS = 300
+CONTEXT_BUDGET_CHARS = 500
+"""About 200 tokens of evidence: prompt evaluation (~59 tokens/s on 2 cores) is the other half of the latency.
+The system turn is the same for every question, so the server's prompt cache evaluates it once."""
+PASSAGE_WINDOW_CHARS = 240
+QUOTE_CHARS = 300
+MAX_ITEMS = 2
 N_CTX = 2048
 STOP = ["<|im_end|>", "<|endoftext|>", "\n"]
 """The end of the assistant's turn, or of its first line: the lead is one sentence."""
@@ -173,17 +177,21 @@ def lead_figures(lead: str) -> set[str]:
 
 def first_sentence(text: str) -> str:
     """Up to the end of the first sentence (a full stop followed by a capital, or the end), with its markers."""
+    text = re.sub(r"[.]\s*((?:\[\d+\])+)\s*[.]?$", r" \1.", text.strip())  # "... 2022. [1]." -> "... 2022 [1]."
     m = re.match(r"(.+?[.!?](?:\s*\[\d+\])*)(?=\s+[A-ZÅÄÖ\"“]|$)", text)
     return m.group(1).strip() if m else text
 
 
 def check_lead(text: str, sources: dict[int, str], verified: str, names_pool: str,
-               wants_number: bool = False, question: str = "") -> Grounding:
-    """The lead sentence's checks: ``check_grounding`` (numbers, markers, hedges), then the figure the
-    extractive lead states must be among its numbers, then every name must be in ``names_pool``."""
+               wants_number: bool = False, question: str = "", swedish: bool | None = None) -> Grounding:
+    """The lead sentence's checks: ``check_grounding`` (numbers, markers, hedges), then its language
+    (``swedish``: the question's; None: not checked), then the figure the extractive lead states must be
+    among its numbers, then every name must be in ``names_pool``."""
     grounding = check_grounding(first_sentence(clean_completion(text)), sources, wants_number, question)
     if not grounding.ok:
         return grounding
+    if swedish is not None and looks_swedish(MARKER.sub(" ", grounding.text)) != swedish:
+        return Grounding(False, grounding.text, f"the lead is not in the question's language ({'sv' if swedish else 'en'})")
     wanted = lead_figures(verified)
     if wanted and not wanted <= set(numbers_in(grounding.text)):
         return Grounding(False, grounding.text, f"the lead does not state the verified figure {sorted(wanted)}")
@@ -232,20 +240,26 @@ def build_context(citations: list[Citation], passages: dict[str, str], item_temp
     shown: dict[int, str] = {}
     used = 0
     seen_passages: set[str] = set()
-    for c in citations:
+    for i, c in enumerate(citations):
         passage = passages.get(c.passage_id, c.quote)
+        shown[c.n] = "\n".join((passage, c.quote, c.title or "", c.section or ""))
+        if i >= MAX_ITEMS:
+            continue  # grounds numbers, but is not shown: the lead is about the first claims
         source = " - ".join(x for x in (c.title, c.section) if x)
         if c.passage_id in seen_passages or used > CONTEXT_BUDGET_CHARS:
             excerpt = ""  # the passage is shown already, or the budget is spent: the quote alone
         else:
             excerpt = _flat(_window(passage, c.quote))
             seen_passages.add(c.passage_id)
+        quote = _flat(c.quote)
+        quote = quote if len(quote) <= QUOTE_CHARS else quote[:QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
+        if excerpt and _flat(c.quote) == excerpt:
+            excerpt = ""  # the passage is the quote
         item = (item_template.replace("{n}", str(c.n)).replace("{source}", _flat(source))
-                .replace("{quote}", _flat(c.quote)).replace("{passage}", excerpt)).rstrip()
+                .replace("{quote}", quote).replace("{passage}", excerpt)).rstrip()
         item = "\n".join(line for line in item.split("\n") if line.strip() not in ("", "Passage:"))
         items.append(item)
         used += len(item)
-        shown[c.n] = "\n".join((passage, c.quote, c.title or "", c.section or ""))
     return "\n".join(items), shown
 
 
@@ -271,8 +285,17 @@ def build_prompt(system_template: str, user_template: str, question: str, contex
 
 
 def extractive_lead(answer_text: str) -> str:
-    """The first claim of an extractive answer (its first paragraph), without its markdown emphasis."""
+    """The first claim of an extractive answer (its first paragraph)."""
     return answer_text.split("\n\n", 1)[0].strip()
+
+
+def verified_summary(lead: str, limit: int = 240) -> str:
+    """What the lead writer is told the evidence verifies: the extractive lead's figure (its bold part),
+    or else its claim in English (the rendering of a Swedish quote, without the quote), markers removed."""
+    m = re.search(r"\*\*(.+?)\*\*", lead)
+    text = m.group(1) if m else re.sub(r"\s*\(Swedish: “.*?”\)", "", lead)
+    text = " ".join(MARKER.sub(" ", text).replace("**", "").split()).strip(" “”\"")
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 
 # -- LLM backends -----------------------------------------------------------------------------
@@ -354,7 +377,7 @@ class GenerativeAnswerer:
         context, shown = build_context(base.citations, passages, item_template)
         prompt = build_prompt(load_template(self.prompts_dir, "lead_system.txt"),
                               load_template(self.prompts_dir, "lead_user.txt"),
-                              plan.question or question, context, extractive_lead(base.answer).replace("**", ""),
+                              plan.question or question, context, verified_summary(extractive_lead(base.answer)),
                               "Swedish" if plan.swedish else "English")
         return prompt, shown
 
@@ -376,7 +399,7 @@ class GenerativeAnswerer:
         prompt, shown = self.prompt_for(question, plan, base, retrieved)
         raw = self.complete(prompt)
         verdict = check_lead(raw, shown, extractive_lead(base.answer), self.names_pool(base, shown),
-                             plan.wants_number, plan.question or question)
+                             plan.wants_number, plan.question or question, plan.swedish)
         return raw, verdict
 
     def answer(self, question: str, plan: QueryPlan, retrieved: list[NodeWithScore]) -> Answer:

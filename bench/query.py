@@ -96,7 +96,7 @@ def llm_row(service, questions: list[str], limit: int) -> None:
                 text = chunk.text
             t2 = time.perf_counter()
             verdict = check_lead(text, shown, extractive_lead(base.answer), writer.names_pool(base, shown),
-                                 plan.wants_number, plan.question or q)
+                                 plan.wants_number, plan.question or q, plan.swedish)
             kept += verdict.ok
             first.append(((t_first or t2) - t1) * 1000)
             llm_total.append((t2 - t1) * 1000)

@@ -140,6 +140,10 @@ def test_lead_must_state_the_verified_figure():
     # A figure that is in the evidence, but not the one the extractive answerer verified: rejected.
     other = check_lead("Denmark gave IOM USD 3,387,622 in unearmarked funding [1].", SOURCES, verified, pool, True, QUESTION)
     assert not other.ok and "verified figure" in other.reason
+    # In the question's language: a Swedish lead for an English question is rejected.
+    sv = check_lead("Danmark gav IOM USD 3,508,772 i ooremärkt stöd under 2022 [1].", SOURCES, verified,
+                    pool + " Danmark", True, QUESTION, swedish=False)
+    assert not sv.ok and "language" in sv.reason
     # Only the first sentence is the lead.
     assert first_sentence("Denmark gave USD 20.3 million [2]. It also gave more.") == "Denmark gave USD 20.3 million [2]."
 
@@ -154,12 +158,12 @@ def test_prompt_is_chatml_with_the_evidence_the_verified_lead_and_the_question()
     item = load_template(ROOT / "prompts", "context_item.txt")
     context, shown = build_context(citations, {"a": ANNEX_PASSAGE, "b": TOTAL_SENTENCE}, item)
     prompt = build_prompt(load_template(ROOT / "prompts", "lead_system.txt"), load_template(ROOT / "prompts", "lead_user.txt"),
-                          QUESTION, context, "Unearmarked: USD 3,508,772, per Annex 2. [1]")
+                          QUESTION, context, "Unearmarked: USD 3,508,772")
     assert prompt.startswith("<|im_start|>system\n") and prompt.endswith("<|im_end|>\n<|im_start|>assistant\n")
     assert prompt.count("<|im_start|>") == 3 and prompt.count("<|im_end|>") == 2
     user = prompt.split("<|im_start|>user\n", 1)[1]
     assert f"Question: {QUESTION}\nSentence:" in user
-    assert "Verified answer: Unearmarked: USD 3,508,772, per Annex 2. [1]" in user
+    assert "Verified: Unearmarked: USD 3,508,772\n" in user
     assert '[1] Danish Organisation Strategy for IOM 2023-2026 - Annex 2: "Unearmarked Income | | 3 508 772' in user
     assert "[2] Danish Organisation Strategy for IOM 2023-2026:" in user
     assert "in English" in prompt and "{" not in prompt and "\t" not in prompt
