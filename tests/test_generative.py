@@ -140,6 +140,13 @@ def test_lead_must_state_the_verified_figure():
     # A figure that is in the evidence, but not the one the extractive answerer verified: rejected.
     other = check_lead("Denmark gave IOM USD 3,387,622 in unearmarked funding [1].", SOURCES, verified, pool, True, QUESTION)
     assert not other.ok and "verified figure" in other.reason
+    # A table row's figure: the lead must name the row it is the figure of.
+    row = "**Total: USD 1,737,016 (Enhancing air border data systems in Nigeria – phase II)**, per Annex 2. [1]"
+    nigeria = {1: "Annex 2: Danish funding for IOM in 2022\nEnhancing air border data systems in Nigeria – phase II\t\t\t1 737 016\t1 737 016"}
+    dropped = check_lead("Denmark funded USD 1,737,016 through IOM in Nigeria in 2022 [1].", nigeria, row, pool, True)
+    assert not dropped.ok and "row" in dropped.reason
+    assert check_lead("Denmark funded Enhancing air border data systems in Nigeria (phase II) with USD 1,737,016 [1].",
+                      nigeria, row, nigeria[1] + " Denmark USD", True).ok
     # In the question's language: a Swedish lead for an English question is rejected.
     sv = check_lead("Danmark gav IOM USD 3,508,772 i ooremärkt stöd under 2022 [1].", SOURCES, verified,
                     pool + " Danmark", True, QUESTION, swedish=False)
@@ -168,6 +175,27 @@ def test_prompt_is_chatml_with_the_evidence_the_verified_lead_and_the_question()
     assert "[2] Danish Organisation Strategy for IOM 2023-2026:" in user
     assert "in English" in prompt and "{" not in prompt and "\t" not in prompt
     assert set(shown) == {1, 2} and ANNEX_PASSAGE in shown[1]
+
+
+def test_a_claim_without_a_verified_figure_is_returned_without_asking_the_llm(tmp_path):
+    from assistant.generative import GenerativeAnswerer
+    from assistant.records import Answer
+
+    cite = Citation(n=1, passage_id="a", document_id="se-2020-2022", title="Strategi", quote="IOM leds av en generaldirektör.")
+
+    class Extractive:
+        def answer(self, question, plan, retrieved):
+            return Answer(answer="IOM is led by a director general. (Swedish: “IOM leds av en generaldirektör.”) [1]",
+                          answered=True, citations=[cite])
+
+    class NeverCalled:
+        def complete(self, prompt, **kwargs):
+            raise AssertionError("the LLM was asked")
+
+    from assistant.query import QueryPlan
+    answerer = GenerativeAnswerer(make_settings(tmp_path, ROOT / "corpus"), Extractive(), NeverCalled())
+    got = answerer.answer("Who leads IOM?", QueryPlan(question="Who leads IOM?", tokens=[]), [])
+    assert got.answer.startswith("IOM is led by") and "llm" not in got.timings_ms
 
 
 # -- the model file ---------------------------------------------------------------------------
@@ -353,3 +381,17 @@ def test_unreachable_server_falls_back_to_the_extractive_answer(llm_service):
     got = answerer.answer(QUESTION, plan, hits)
     assert got.answered and got.answer == expected.answer and got.citations == expected.citations
     assert "llm" in got.timings_ms
+
+
+@pytest.mark.llm
+def test_in_process_backend_loads_the_verified_model_and_completes(fixture_settings, qwen):
+    from assistant.compose import build_service
+    from assistant.generative import GenerativeAnswerer, chatml
+
+    service = build_service(fixture_settings.model_copy(update={"answerer": "llamacpp"}))  # the default: the joined Qwen
+    service.load()
+    answerer = service.parts().answerer
+    assert isinstance(answerer, GenerativeAnswerer) and answerer._lock is not None  # calls serialised
+    assert str(answerer.llm.model_path) == str(qwen)
+    text = answerer.complete(chatml("Answer with one word.", "What is the capital of Denmark?"))
+    assert "copenhagen" in text.lower(), text
