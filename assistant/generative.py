@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 
 MAX_TOKENS = 64
 """One sentence: generation (~12 tokens/s on 2 cores) is half the latency."""
-TIMEOUT_S = 60.0
 CONTEXT_BUDGET_CHARS = 500
 """About 200 tokens of evidence: prompt evaluation (~59 tokens/s on 2 cores) is the other half of the latency.
 The system turn is the same for every question, so the server's prompt cache evaluates it once."""
@@ -334,7 +333,7 @@ def openai_llm(settings: Settings):
         context_window=N_CTX,
         max_tokens=MAX_TOKENS,
         temperature=0.0,
-        timeout=TIMEOUT_S,
+        timeout=settings.llm_timeout_s,
         max_retries=0,
         additional_kwargs={"stop": STOP},
     )

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     """The sha256 the GGUF must have; a file that does not match is refused (the default: the Qwen release's)."""
     llm_threads: int = 2
     """Threads llama.cpp uses in process (``answerer = llamacpp``)."""
+    llm_timeout_s: float = 60.0
+    """Seconds an OpenAI-compatible LLM call may take (``answerer = openai``); past it, the extractive answer."""
 
     api_keys: str = ""
     """Comma-separated bearer keys for the HTTP API; empty means open, loopback only."""
