@@ -5,7 +5,7 @@ Uses the index in index/ (build it with `assistant index`). Each question is ask
 Run: .venv/bin/python bench/query.py [--set evals/dev.jsonl] [--rounds 3] [--llm]
 
 ``--llm`` adds the LLM path's row (the ``openai``/``llamacpp`` answerers' lead writer, ``make setup-llm``):
-for the first ``--llm-questions`` answered questions, the extractive answer, then the lead streamed from
+for the first ``--llm-questions`` questions whose extractive lead states a figure (the others never reach the LLM), the extractive answer, then the lead streamed from
 the Qwen GGUF behind a real ``llama_cpp.server`` on loopback (started here unless ``ASSISTANT_LLM_BASE_URL``
 names one): time to the first token, the LLM's total, the whole answer's total (p50/p95), and how many
 leads passed the grounding check.
@@ -65,7 +65,7 @@ def main() -> int:
 
 def llm_row(service, questions: list[str], limit: int) -> None:
     from assistant import llm_model
-    from assistant.generative import GenerativeAnswerer, check_lead, extractive_lead, openai_llm
+    from assistant.generative import GenerativeAnswerer, check_lead, extractive_lead, lead_figures, openai_llm
 
     state = service.parts()
     extractive = getattr(state.answerer, "extractive", state.answerer)
@@ -84,8 +84,8 @@ def llm_row(service, questions: list[str], limit: int) -> None:
             plan = state.retriever.plan(q)
             hits = state.retriever.gather(plan, 5, None)
             base = extractive.answer(q, plan, hits)
-            if not base.answered:
-                continue  # a refusal never reaches the LLM
+            if not base.answered or not lead_figures(extractive_lead(base.answer)):
+                continue  # a refusal, or a lead with no verified figure, never reaches the LLM
             asked += 1
             prompt, shown = writer.prompt_for(q, plan, base, hits)
             t1 = time.perf_counter()
@@ -104,7 +104,7 @@ def llm_row(service, questions: list[str], limit: int) -> None:
     if not first:
         print("llm lead: no answered question to time")
         return
-    print(f"llm lead ({asked} answered)  first_token_ms p50={statistics.median(first):.0f} p95={pct(first, 0.95):.0f}  "
+    print(f"llm lead ({asked} asked)  first_token_ms p50={statistics.median(first):.0f} p95={pct(first, 0.95):.0f}  "
           f"llm_ms p50={statistics.median(llm_total):.0f} p95={pct(llm_total, 0.95):.0f}  "
           f"answer_ms p50={statistics.median(total):.0f} p95={pct(total, 0.95):.0f}  grounded={kept}/{asked}")
 

@@ -276,7 +276,9 @@ def llm_server(tmp_path_factory, qwen):
 def llm_service(fixture_settings, llm_server):
     from assistant.compose import build_service
 
-    settings = fixture_settings.model_copy(update={"answerer": "openai", "llm_base_url": llm_server, "llm_model": "qwen"})
+    # A generous timeout: on 2 cores shared with the rest of the suite a generation can take a minute.
+    settings = fixture_settings.model_copy(update={"answerer": "openai", "llm_base_url": llm_server, "llm_model": "qwen",
+                                                   "llm_timeout_s": 600.0})
     service = build_service(settings)
     service.load()
     return service
