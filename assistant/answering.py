@@ -28,8 +28,8 @@ from assistant.query import ASKS_CHANGE, RANKED, QueryPlan, part_plan
 from assistant.ranker import ANSWER_SPANS, Ranker
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
 from assistant.scopes import Scope
-from assistant.text import (FIGURE, NUMBER, TIME, YEAR, figure_phrase, figure_value, format_number, is_reference,
-                            states_figure)
+from assistant.text import (FIGURE, TIME, YEAR, figure_phrase, figure_value, format_number, is_reference,
+                            numbers_in, states_figure)
 
 VALUE = re.compile(r"[(\-–]?\s*[\d][\d\s,.]*\)?\s*%?|[-–]")  # a cell that is a figure, not a label
 COMPARISON = re.compile(r"\b(compare\w*|agree\w*|differ\w*|versus|vs\.?|both|jämför\w*|skillnad\w*|överens)\b", re.I)
@@ -120,13 +120,12 @@ def lead_figure(sentence: str, plan: QueryPlan) -> str | None:
     "how much") when the question says, else nearest to the question's terms. Years, labels
     ("Annex 3", "P-5") and figures the question itself names are not answers."""
     qtok = set(plan.tokens)
-    asked = {re.sub(r"\D", "", m.group(0)) for m in NUMBER.finditer(plan.question)}
+    asked = set(numbers_in(plan.question))
     kind = [m.span() for m in plan.figure.finditer(sentence)] if plan.figure else []
     best, best_score = None, -1.0
     for m in FIGURE.finditer(sentence):
         value = m.group(0).strip(" ,.")
-        digits = re.sub(r"\D", "", value)
-        if YEAR.fullmatch(value) or digits in asked or is_reference(sentence, m.start()):
+        if YEAR.fullmatch(value) or set(numbers_in(value)) & asked or is_reference(sentence, m.start()):
             continue
         window = sentence[max(0, m.start() - 60): m.end() + 60]
         score = len(qtok & token_set(window, "en")) + 10 * any(a <= m.start() < b for a, b in kind)
