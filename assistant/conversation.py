@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from assistant.lexical import STOPWORDS, words
 from assistant.names import known_names
 from assistant.records import Turn
-from assistant.text import YEAR, lead_text, says_relative_year
+from assistant.text import YEAR, lead_text, relative_years, says_relative_year
 
 MAX_CONTEXT_CHARS = 400
 """What is read of the previous question and of the previous answer's lead, each."""
@@ -47,6 +47,9 @@ class Resolved:
     """The question to answer: the follow-up made standalone where it only swaps a year or a name."""
     context: str = ""
     """The previous turn's subject, for a follow-up that asks something new about it."""
+    years: tuple[int, ...] = ()
+    """For a follow-up that names a year only relative to the last one asked ("and the year
+    before?"): that year, and the last one asked (evidence often compares the two)."""
 
 
 def _content(question: str) -> list[str]:
@@ -107,13 +110,17 @@ def resolve(question: str, history: list[Turn] | None) -> Resolved:
     if not users:
         return Resolved(question)
     previous = users[-1][:MAX_CONTEXT_CHARS]
+    years: tuple[int, ...] = ()
+    if says_relative_year(question) and not YEAR.search(question):
+        asked = [int(y) for u in users for y in YEAR.findall(u[:MAX_CONTEXT_CHARS])][-1:]
+        years = tuple(relative_years(question, asked) + asked)
     last = history[-1]
     answer_lead = lead_text(last.content)[:MAX_CONTEXT_CHARS] if last.role == "assistant" else ""
     rest = question
     for name in _names(question, first=True):
         rest = rest.replace(name, " ")
     if not _content(rest):
-        return Resolved(_swap(previous, question))
+        return Resolved(_swap(previous, question), years=years)
     own_year = YEAR.search(question) or says_relative_year(question)
     context = YEAR.sub("", previous) if own_year else previous  # a follow-up's own year wins
-    return Resolved(question, f"{context} {answer_lead}".strip())
+    return Resolved(question, f"{context} {answer_lead}".strip(), years)

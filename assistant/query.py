@@ -12,13 +12,13 @@ from dataclasses import dataclass, field, replace
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from assistant.conversation import MAX_CONTEXT_CHARS, resolve
+from assistant.conversation import resolve
 from assistant.gloss import english_words, swedish_sense
 from assistant.names import named_terms
 from assistant.lexical import STOPWORDS, gloss_english, gloss_swedish, looks_swedish, query_tokens, stem, words
 from assistant.records import DocumentInfo, Turn
 from assistant.scopes import Scope, question_scopes
-from assistant.text import AMOUNT_WORDS, CURRENCY_CODES, ORDINALS, YEAR, relative_years, says_relative_year, year_range
+from assistant.text import AMOUNT_WORDS, CURRENCY_CODES, ORDINALS, YEAR, relative_years, year_range
 
 NOT_YEAR = re.compile(rf"\b(?:not|excluding|except|other than|inte)\s+(?:in\s+)?{YEAR.pattern}", re.I)
 
@@ -40,9 +40,10 @@ ASKS_RANK = re.compile(r"\b(?:rank(?:ed|s)?|which place|what place|position|plat
 ASKS_CHANGE = re.compile(r"\bby how much\b|\bhow much\b.*\b(?:grow|grew|grown|increas\w*|ris\w*|rose|fell|fall\w*|"
                          r"decreas\w*|declin\w*|chang\w*)\b|\bmed hur mycket\b", re.I)
 """A question asking for the size of a change, which a percentage or an amount may state."""
-RANKED = re.compile(r"\branked\s+\d+|\b\d+(?:st|nd|rd|th)\b|\b(?:second|third|fourth|fifth|sixth|seventh|eighth|"
-                    r"ninth|tenth)\b", re.I)
-"""A rank as a claim states it: "ranked 4th", "the 18th largest donor"."""
+RANKED = re.compile(r"\branked\s+\d+|\b\d+(?:st|nd|rd|th)\b|\b(?:"
+                    + "|".join(w for w, n in ORDINALS.items() if w.isalpha() and n != "1") + r")\b", re.I)
+"""A rank as a claim states it: "ranked 4th", "the 18th largest donor", "femte" ("first" is too
+common a word to say a rank)."""
 PERCENT = re.compile(r"\d[\d.,]*\s?(?:%|per\s?cent|percent|procent)", re.I)
 
 
@@ -230,15 +231,9 @@ def plan_query(question: str, documents: list[DocumentInfo], vocabulary: Vocabul
                history: list[Turn] | None = None) -> QueryPlan:
     resolved = resolve(question, history)
     text, context = resolved.question, resolved.context
-    if history and says_relative_year(text) and not YEAR.search(text):
-        # "and the year before?": that year, and the last one asked (evidence often compares the two)
-        asked = [int(y) for t in history if t.role == "user" for y in YEAR.findall(t.content[:MAX_CONTEXT_CHARS])]
-        relative = relative_years(text, asked[-1:]) + asked[-1:]
-    else:
-        relative = []
     excluded = [int(y) for y in NOT_YEAR.findall(text)]
     years = [int(y) for y in YEAR.findall(text) if int(y) not in excluded]
-    years += [y for y in relative_years(text, years) + relative if y not in years]
+    years += [y for y in relative_years(text, years) + list(resolved.years) if y not in years]
     if not years and context:
         years = [int(y) for y in YEAR.findall(context)]
     fixes = correct_typos(words(text), vocabulary)

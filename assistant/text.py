@@ -47,7 +47,7 @@ CARDINALS = re.compile(
 
 
 TIME = re.compile(
-    r"\b(?:(?:19|20)\d\d|january|february|march|april|may|june|july|august|september|october|november|"
+    rf"{YEAR.pattern}|\b(?:january|february|march|april|may|june|july|august|september|october|november|"
     r"december|januari|februari|mars|maj|juni|juli|augusti|oktober|quarter|kvartal|spring|summer|autumn|"
     r"winter|våren|sommaren|hösten|vintern)\b", re.I)
 """A point in time as the documents state one: a year, a month, a quarter or a season."""
