@@ -47,7 +47,7 @@ from assistant.lexical import looks_swedish
 from assistant.query import QueryPlan
 from assistant.records import Answer, Citation, DocumentInfo
 from assistant.settings import Settings
-from assistant.text import numbers_in
+from assistant.text import CITATION_MARKER, numbers_in, sentence_spans
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,6 @@ N_CTX = 2048
 STOP = ["<|im_end|>", "<|endoftext|>", "\n"]
 """The end of the assistant's turn, or of its first line: the lead is one sentence."""
 
-MARKER = re.compile(r"\[(\d+)\]")
 HEDGE = re.compile(
     r"\b(not (mentioned|provided|stated|specified|given|available|clear)|does not (say|state|contain|mention|specify)|"
     r"do not (say|state|contain|mention|specify)|cannot (be )?(determined|answer)|i don'?t know|unknown|no information)\b",
@@ -102,7 +101,7 @@ def check_grounding(text: str, sources: dict[int, str], wants_number: bool = Fal
         return Grounding(False, text, "the completion stops mid-answer")
     if HEDGE.search(text):
         return Grounding(False, text, "the completion hedges although the evidence answers")
-    markers = [int(m) for m in MARKER.findall(text)]
+    markers = [int(m) for m in CITATION_MARKER.findall(text)]
     unknown = sorted({m for m in markers if m not in sources})
     if unknown:
         return Grounding(False, text, f"cites non-existent source(s) {unknown}")
@@ -154,7 +153,7 @@ january february march april may june july august september october november dec
 def names_in(text: str) -> list[str]:
     """The names (capitalised words, acronyms) in ``text``, markers excluded, possessives stripped."""
     found = []
-    for m in NAME.finditer(MARKER.sub(" ", text)):
+    for m in NAME.finditer(CITATION_MARKER.sub(" ", text)):
         word = re.sub(r"(?:['’]s|['’])$", "", m.group(0)).strip("-")
         if word and word.lower() not in COMMON:
             found.append(word)
@@ -177,10 +176,11 @@ def lead_figures(lead: str) -> set[str]:
 
 
 def first_sentence(text: str) -> str:
-    """Up to the end of the first sentence (a full stop followed by a capital, or the end), with its markers."""
-    text = re.sub(r"[.]\s*((?:\[\d+\])+)\s*[.]?$", r" \1.", text.strip())  # "... 2022. [1]." -> "... 2022 [1]."
-    m = re.match(r"(.+?[.!?](?:\s*\[\d+\])*)(?=\s+[A-ZÅÄÖ\"“]|$)", text)
-    return m.group(1).strip() if m else text
+    """Up to the end of the first sentence (``text.sentence_spans``: not cut at "approx." or "e.g."),
+    with its markers: "... 2022. [1] More." -> "... 2022 [1]."."""
+    text = re.sub(r"[.]\s*((?:\[\d+\])+)(?:\s*[.])?", r" \1.", text.strip())
+    spans = sentence_spans(text)
+    return text[spans[0][0]:spans[0][1]].strip() if spans else text
 
 
 def check_lead(text: str, sources: dict[int, str], verified: str, names_pool: str,
@@ -191,7 +191,7 @@ def check_lead(text: str, sources: dict[int, str], verified: str, names_pool: st
     grounding = check_grounding(first_sentence(clean_completion(text)), sources, wants_number, question)
     if not grounding.ok:
         return grounding
-    if swedish is not None and looks_swedish(MARKER.sub(" ", grounding.text)) != swedish:
+    if swedish is not None and looks_swedish(CITATION_MARKER.sub(" ", grounding.text)) != swedish:
         return Grounding(False, grounding.text, f"the lead is not in the question's language ({'sv' if swedish else 'en'})")
     wanted = lead_figures(verified)
     if wanted and not wanted <= set(numbers_in(grounding.text)):
@@ -310,7 +310,7 @@ def verified_summary(lead: str, limit: int = 240) -> str:
     or else its claim in English (the rendering of a Swedish quote, without the quote), markers removed."""
     m = re.search(r"\*\*(.+?)\*\*", lead)
     text = m.group(1) if m else re.sub(r"\s*\(Swedish: “.*?”\)", "", lead)
-    text = " ".join(MARKER.sub(" ", text).replace("**", "").split()).strip(" “”\"")
+    text = " ".join(CITATION_MARKER.sub(" ", text).replace("**", "").split()).strip(" “”\"")
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 

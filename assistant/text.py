@@ -179,7 +179,7 @@ def is_reference(text: str, start: int) -> bool:
     return bool(REFERENCE.search(text[max(0, start - 20): start]))
 
 
-CITATION_MARKER = re.compile(r"\[\d+\]")
+CITATION_MARKER = re.compile(r"\[(\d+)\]")
 
 
 def lead_text(answer: str) -> str:

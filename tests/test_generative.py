@@ -153,6 +153,9 @@ def test_lead_must_state_the_verified_figure():
     assert not sv.ok and "language" in sv.reason
     # Only the first sentence is the lead.
     assert first_sentence("Denmark gave USD 20.3 million [2]. It also gave more.") == "Denmark gave USD 20.3 million [2]."
+    # The one sentence splitter: an abbreviation does not end the lead, a marker after the full stop moves in.
+    assert first_sentence("Denmark gave approx. USD 3.5 million [1]. More.") == "Denmark gave approx. USD 3.5 million [1]."
+    assert first_sentence("Denmark gave USD 20.3 million. [2] It also gave more.") == "Denmark gave USD 20.3 million [2]."
 
 
 def test_prompt_is_chatml_with_the_evidence_the_verified_lead_and_the_question():
