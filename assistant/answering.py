@@ -19,8 +19,8 @@ import numpy as np
 
 from llama_index.core.schema import NodeWithScore, TextNode
 
-from assistant.evidence import (Candidate, IdfTable, cell_value, score_candidates, split_spans, table_context,
-                                year_support)
+from assistant.evidence import (Candidate, IdfTable, apart_from_best, cell_value, same_evidence, score_candidates,
+                                split_spans, table_context, year_support)
 from assistant.gloss import english_gloss
 from assistant.lexical import STOPWORDS, index_tokens, stem, token_set
 from assistant.names import only_listed
@@ -29,7 +29,7 @@ from assistant.ranker import ANSWER_SPANS, Ranker
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
 from assistant.scopes import Scope
 from assistant.text import (FIGURE, TIME, YEAR, figure_phrase, figure_value, format_number, is_reference,
-                            numbers_in, states_figure)
+                            numbers_in, sentence_spans, states_figure)
 
 VALUE = re.compile(r"[(\-–]?\s*[\d][\d\s,.]*\)?\s*%?|[-–]")  # a cell that is a figure, not a label
 COMPARISON = re.compile(r"\b(compare\w*|agree\w*|differ\w*|versus|vs\.?|both|jämför\w*|skillnad\w*|överens)\b", re.I)
@@ -76,7 +76,7 @@ def describe_row(cand: Candidate, plan: QueryPlan) -> str | None:
     head = header.split("\t")
     width = max(len(cells), len(head))  # extraction may drop empty leading cells: right-align the columns
     cells, head = [""] * (width - len(cells)) + cells, [""] * (width - len(head)) + head
-    currency = cand.node.metadata.get("currency")
+    currency, scale = cand.node.metadata.get("currency"), cand.node.metadata.get("scale")
     labels = [c for c in cells if c and not VALUE.fullmatch(c)]
     label = max(labels, key=len) if labels else None
     qtok = set(plan.tokens)
@@ -109,8 +109,9 @@ def describe_row(cand: Candidate, plan: QueryPlan) -> str | None:
         if "rank" in h.lower():
             continue
         value = format_number(v)
-        money = currency and re.search(r"\d{3}", re.sub(r"\D", "", v)) and "%" not in v
-        parts.append(f"{h or 'value'}: {currency + ' ' if money else ''}{value}")
+        money = currency and (scale or re.search(r"\d{3}", re.sub(r"\D", "", v))) and "%" not in v
+        amount = f"{currency} {value}" + (f" {scale}" if scale else "") if money else value
+        parts.append(f"{h or 'value'}: {amount}")
     lead = "; ".join(parts)
     return f"{lead} ({label})" if label else lead
 
@@ -122,13 +123,16 @@ def lead_figure(sentence: str, plan: QueryPlan) -> str | None:
     qtok = set(plan.tokens)
     asked = set(numbers_in(plan.question))
     kind = [m.span() for m in plan.figure.finditer(sentence)] if plan.figure else []
+    own = sentence_spans(sentence)  # in a window of two sentences, the words of the figure's own count too
     best, best_score = None, -1.0
     for m in FIGURE.finditer(sentence):
         value = m.group(0).strip(" ,.")
         if YEAR.fullmatch(value) or set(numbers_in(value)) & asked or is_reference(sentence, m.start()):
             continue
         window = sentence[max(0, m.start() - 60): m.end() + 60]
-        score = len(qtok & token_set(window, "en")) + 10 * any(a <= m.start() < b for a, b in kind)
+        home = next((sentence[a:b] for a, b in own if a <= m.start() < b), window)
+        score = (len(qtok & token_set(window, "en")) + 0.5 * len(qtok & token_set(home, "en"))
+                 + 10 * any(a <= m.start() < b for a, b in kind))
         if score > best_score:
             best, best_score = value, score
     return best if best_score >= 2 else None
@@ -183,8 +187,9 @@ class ExtractiveAnswerer:
         return [self.candidates(part_plan(plan, p), retrieved) for p in plan.parts]
 
     def answerable(self, cands: list[Candidate]) -> float:
-        """The probability that stating the best span answers the question."""
-        return self.ranker.answer_probability([(c.features, c.score) for c in cands[:ANSWER_SPANS]])
+        """The probability that stating the best span answers the question (beside the spans apart from it)."""
+        ranked = [cands[i] for i in apart_from_best([c.quote for c in cands[:3 * ANSWER_SPANS]])]
+        return self.ranker.answer_probability([(c.features, c.score) for c in ranked[:ANSWER_SPANS]])
 
     def answer(self, question: str, plan: QueryPlan, retrieved: list[NodeWithScore]) -> Answer:
         passages = [to_passage_out(h) for h in retrieved]
@@ -222,21 +227,25 @@ class ExtractiveAnswerer:
             order = sorted(range(len(claims)), key=lambda i: side[i])
             claims = [claims[i] for i in order]
             periods = [plan.scopes[side[i]].year if side[i] < len(plan.scopes) else None for i in order]
-        asks = {id(part[0]): part_plan(plan, q) for q, part in zip(plan.parts, parts) if part}
+        asks: dict[int, list[QueryPlan]] = {}  # a claim -> the things asked it answers (one span may answer two)
+        for q, part in zip(plan.parts, parts):
+            answering = next((k for k in claims if part and same_evidence(part[0].quote, k.quote)), None)
+            if answering is not None:
+                asks.setdefault(id(answering), []).append(part_plan(plan, q))
         lead = self.lead(claims, periods, plan, asks)
-        lines = [self.claim_text(c, asks.get(id(c), plan),
+        lines = [self.claim_text(c, asks.get(id(c), [plan])[0],
                                  not lead and (n == 1 or bool(plan.scopes) or id(c) in asks), period) + f" [{n}]"
                  for n, (c, period) in enumerate(zip(claims, periods), start=1)]
         change = self.change(claims, periods, plan)
         return claims, "\n\n".join(([lead] if lead else []) + lines + ([change] if change else []))
 
     def lead(self, claims: list[Candidate], periods: list[int | None], plan: QueryPlan,
-             asks: dict[int, QueryPlan]) -> str | None:
+             asks: dict[int, list[QueryPlan]]) -> str | None:
         """For a question that asks for several figures (its parts, or its sides: years, documents),
         one first sentence stating each, citing each: "**136** security training sessions and
         **2,839** UNSMS [1][2]." None when fewer than two of its answers state a figure (sides: any
         figure, as ``change``; the rest: a figure of the kind asked, by the part or the whole question)."""
-        if len(claims) < 2 or not (plan.scopes or asks):
+        if not (plan.scopes or asks):
             return None
         first = part_plan(plan, plan.parts[0]) if plan.parts else plan  # the first thing asked, first
         stated: list[tuple[str, int]] = []
@@ -244,26 +253,29 @@ class ExtractiveAnswerer:
         for n, (c, period) in enumerate(zip(claims, periods), start=1):
             side = period or c.document_id
             is_side = bool(plan.scopes) and side not in sides
-            ask = asks.get(id(c)) or (first if n == 1 or is_side else None)  # a side: the same measure
-            if not ask:
+            answers = asks.get(id(c), [])
+            if n == 1 or is_side:  # the best claim answers the first thing asked; a side's, the same measure
+                answers = [first, *(a for a in answers if a.question != first.question)]
+            if not answers:
                 continue
             sides.add(side)
             quote = " ".join(c.quote.split())
-            wanted = [a for a in (ask, plan) if a.wants_number or plan.scopes]
-            figure = next((f for a in wanted if (f := lead_figure(quote, a))), None) if not c.is_row else None
-            if not figure:  # this answer is stated by its quote below
-                continue
-            shown = format_number(figure) if figure[0].isdigit() else figure
-            counted = figure_phrase(quote, figure, STOPWORDS)[len(figure):]
-            if c.node.metadata.get("language") == "sv" and not plan.swedish:
-                shown, counted = (english_gloss(t, self.commonness) if t.strip() else t for t in (shown, counted))
-            phrase = f"**{shown}**{counted}" + (f" in {period}" if period else "")
-            if all(phrase != p for p, _ in stated):
-                stated.append((phrase, n))
+            for ask in answers:
+                wanted = [a for a in (ask, plan) if a.wants_number or plan.scopes]
+                figure = next((f for a in wanted if (f := lead_figure(quote, a))), None) if not c.is_row else None
+                if not figure:  # this answer is stated by its quote below
+                    continue
+                shown = format_number(figure) if figure[0].isdigit() else figure
+                counted = figure_phrase(quote, figure, STOPWORDS)[len(figure):]
+                if c.node.metadata.get("language") == "sv" and not plan.swedish:
+                    shown, counted = (english_gloss(t, self.commonness) if t.strip() else t for t in (shown, counted))
+                phrase = f"**{shown}**{counted}" + (f" in {period}" if period else "")
+                if all(phrase != p for p, _ in stated):
+                    stated.append((phrase, n))
         if len(stated) < 2:
             return None
         said = [p for p, _ in stated]
-        return f"{', '.join(said[:-1])} and {said[-1]} " + "".join(f"[{n}]" for _, n in stated) + "."
+        return f"{', '.join(said[:-1])} and {said[-1]} " + "".join(f"[{n}]" for n in dict.fromkeys(n for _, n in stated)) + "."
 
     def kind_first(self, claims: list[Candidate], plan: QueryPlan) -> list[Candidate]:
         """The first claim that states the kind of figure asked (a rank, or ``plan.figure``: a share,
@@ -303,20 +315,20 @@ class ExtractiveAnswerer:
         """The best span; the best span for each further thing the question asks, when it answers it;
         one span per side of a question about several years or documents; for a comparison, the best
         span of each other document; one span per further asked year; then close runners-up about the
-        same document and period; then a list the best span opens."""
+        same document and period, or else the items of a list the best span opens."""
         best = cands[0]
         claims = [best]
         for part in parts:
             top = part[0] if part else None
             if (top is not None and len(claims) < self.policy.max_claims and self.answerable(part) >= self.threshold
-                    and not any(top.quote in k.quote or k.quote in top.quote for k in claims)):
+                    and not any(same_evidence(top.quote, k.quote) for k in claims)):
                 claims.append(top)
         good = [c for c in cands[1:30] if best.score - c.score <= self.policy.support_margin
                 and c.features["names_missing"] <= best.features["names_missing"]]
 
         def overlaps(c: Candidate) -> bool:
             """Same words, or a second row of a table already quoted (one row answers; more are noise)."""
-            return any(c.quote in k.quote or k.quote in c.quote
+            return any(same_evidence(c.quote, k.quote)
                        or (c.is_row and k.is_row and c.node.metadata.get("section") == k.node.metadata.get("section"))
                        for k in claims)
 
@@ -336,23 +348,24 @@ class ExtractiveAnswerer:
                               and best.score - c.score <= 2 * self.policy.support_margin and not overlaps(c)), None)
                 if extra:
                     claims.append(extra)
+        if best.quote.rstrip().endswith(":"):  # its items support it, not runners-up
+            return claims + [item for item in self.list_items(best)[:8] if not any(item.quote == k.quote for k in claims)]
         for c in good:
             if len(claims) >= self.policy.max_claims:
                 break
             if c.document_id == best.document_id and c.features["year_elsewhere"] == 0 and not overlaps(c):
                 claims.append(c)
-        if best.quote.rstrip().endswith(":"):
-            claims += [item for item in self.list_items(best)[:8] if not any(item.quote == k.quote for k in claims)]
         return claims
 
     def list_items(self, opener: Candidate) -> list[Candidate]:
         """The spans after one that opens a list ("... are:"); when the list runs to the end of its
         passage, also the items that open the next passage."""
         spans = [q for q, _ in split_spans(opener.node)]
-        if opener.quote not in spans:
+        last = next((q for q in spans if opener.quote.endswith(q)), None)  # a window: its second sentence
+        if last is None:
             return []
         items = [Candidate(opener.node, opener.rank, opener.passage_score, q, False)
-                 for q in spans[spans.index(opener.quote) + 1:]]
+                 for q in spans[spans.index(last) + 1:]]
         following = self.next_passage(opener.node.node_id) if self.next_passage and items else None
         if following is not None and is_item(opener.node.text, items[-1].quote):
             for q, _ in split_spans(following):
@@ -394,7 +407,9 @@ class ExtractiveAnswerer:
         """Say so, and what the documents do cover when the evidence is about another year."""
         text = "The documents do not contain the answer to this question."
         asked = {str(y) for y in plan.years}
-        near = next((c for c in cands[:10] if c.features.get("year_elsewhere") and c.features["cov"] >= 0.6), None)
+        about = [c for c in cands[:10] if c.features.get("year_elsewhere") and c.features["cov"] >= 0.6]
+        # the most about what is asked: a value in the asked column, the question's words
+        near = max(about, key=lambda c: (c.features["column"], c.features["own_cov"], c.score), default=None)
         if near is not None:
             other = sorted(set(YEAR.findall(near.quote + " " + (near.node.metadata.get("section") or ""))) - asked)
             if other:

@@ -21,7 +21,7 @@ from llama_index.core.schema import TextNode
 from assistant.records import DocumentInfo
 from assistant.text import CURRENCY_CODES, closes_sentence
 
-CHUNKER_VERSION = "5"
+CHUNKER_VERSION = "6"
 TABLE_CONTEXT = "(Table:"
 
 PAGE_END = re.compile(r"^-{5,}Page (\d+) End-{5,}\s*$")
@@ -31,12 +31,16 @@ BULLET = re.compile(r"^\s*(?:[-•▪●◦*]|\d{1,2}\)|[a-z]\))\s+")
 ANNEX = re.compile(r"^(?:Annex|ANNEX|Appendix|Bilaga)\b")
 FOOTNOTE = re.compile(r"^[¹²³⁴⁵⁶⁷⁸⁹⁰*]+\s*\S")
 CURRENCY = re.compile(rf"\b({CURRENCY_CODES})\b")
+SCALE = re.compile(rf"\b({CURRENCY_CODES})\s+(million|billion|thousand|miljoner|miljarder)\b", re.I)
+"""A table's figures are in millions (or thousands, billions): "(DKK million)", "in DKK million"."""
+NOTE_LINES = 6
+"""How far after a table a short note on its unit may stand ("(Contribution in DKK million).")."""
 
 # Metadata that identifies a passage to a reader and a ranker; the rest is bookkeeping.
 CONTEXT_KEYS = ("title", "section")
 BOOKKEEPING_KEYS = (
     "document_id", "page", "printed_page", "paragraph", "kind", "language", "year",
-    "start", "end", "currency", "table_header", "prev_id", "next_id",
+    "start", "end", "currency", "scale", "table_header", "prev_id", "next_id",
 )
 
 
@@ -103,6 +107,9 @@ class Table:
     header: str | None
     caption_lines: list[str] = field(default_factory=list)
     currency: str | None = None
+    scale: str | None = None
+    """The unit its figures are in ("million"), when its title, caption, header or a note after it says."""
+    last_line: int = 0
 
 
 @lru_cache(maxsize=32)
@@ -213,6 +220,7 @@ def segment(lines: list[Line], doc_currency: str | None) -> tuple[list[Unit], di
                 caption = [last_text[1]] if near and last_text[1] not in (top, sub) else []
                 tables[table_id] = Table(title=title, header=None, caption_lines=caption)
             table = tables[table_id]
+            table.last_line = i
             if table.header is None and len(line.cells) >= 2:
                 table.header = "\t".join(line.cells)
             elif table.header is None:
@@ -242,8 +250,11 @@ def segment(lines: list[Line], doc_currency: str | None) -> tuple[list[Unit], di
     flush()
     for t in tables.values():
         context = " ".join([t.title or "", *t.caption_lines, t.header or ""])
-        found = CURRENCY.search(context)
+        notes = [ln.stripped for ln in lines[t.last_line + 1: t.last_line + 1 + NOTE_LINES] if len(ln.stripped) < 80]
+        scale = SCALE.search(context) or next((m for n in notes if (m := SCALE.search(n))), None)
+        found = CURRENCY.search(context) or scale
         t.currency = found.group(1) if found else doc_currency
+        t.scale = scale.group(2).lower() if scale else None
     return units, tables
 
 
@@ -299,6 +310,7 @@ def _make_node(doc: DocumentInfo, source: str, units: list[Unit], tables: dict[i
         "start": first.start,
         "end": last.end,
         "currency": table.currency if table else None,
+        "scale": table.scale if table else None,
         "table_header": table.header if table else None,
     }
     return TextNode(

@@ -60,14 +60,21 @@ def _content(question: str) -> list[str]:
 def _names(text: str, first: bool = False) -> list[str]:
     """Capitalised words (names, codes); a sentence's first word only with ``first`` and when it is
     not a common word ("Sudan?" is a name, "What" is not)."""
+    common = STOPWORDS | CONNECTIVES | ANAPHORS
     out = []
     for m in NAME.finditer(text):
         before = text[: m.start()].rstrip()
         opening = not before or before[-1] in ".?!"
         word = m.group(0)
-        if opening and not (first and word.lower() not in STOPWORDS | CONNECTIVES | ANAPHORS):
-            continue
-        out.append(word)
+        if opening:
+            if not first:
+                continue
+            parts = word.split()
+            while parts and parts[0].lower() in common:  # "Och Schweiz": the name is Schweiz
+                parts.pop(0)
+            word = " ".join(parts)
+        if word:
+            out.append(word)
     return out
 
 

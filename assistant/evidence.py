@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 FEATURES = (
     "prior", "cov", "own_cov", "context_cov", "passage", "recip_rank", "is_row", "column", "number", "no_number",
     "figure", "money", "year_in_quote", "year_support", "year_elsewhere", "names", "names_missing", "routed",
-    "same_language", "short", "log_len", "first_span", "extreme_row", "dense", "confidence",
+    "same_language", "short", "log_len", "first_span", "extreme_row", "dense", "confidence", "window",
+    "missing_key", "missing_in_passage",
 )
 """The features of a candidate, in the order the ranker's weights use."""
 
@@ -117,6 +118,46 @@ def split_spans(node: TextNode) -> list[tuple[str, bool]]:
         if len(piece) > 3:
             spans.append((piece, "\t" in piece and bool(re.search(r"\d", piece))))
     return spans
+
+
+WINDOW_CHARS = 400
+"""The longest two-sentence window (``sentence_windows``) that is a candidate."""
+
+
+def sentence_windows(node: TextNode, spans: list[tuple[str, bool]]) -> list[tuple[str, int]]:
+    """Two consecutive sentences of a passage as one candidate: (exact substring, index of the first).
+    An answer often follows the sentence that names what the question asks about ("The review
+    ... in 2021." "This concluded that IOM's level of maturity is 'developing'.")."""
+    if node.metadata.get("kind") == "table":
+        return []
+    text, at, found = node.text, 0, []
+    for quote, _ in spans:
+        start = text.find(quote, at)
+        found.append((start, start + len(quote)))
+        at = max(at, start + len(quote)) if start >= 0 else at
+    return [(text[a:d], i) for i, ((a, b), (c, d)) in enumerate(zip(found, found[1:]))
+            if a >= 0 and c >= b and not spans[i][1] and not spans[i + 1][1] and d - a <= WINDOW_CHARS]
+
+
+SAME_SENTENCE_CHARS = 30
+"""A sentence this long that two spans share makes them one piece of evidence."""
+
+
+def same_evidence(a: str, b: str) -> bool:
+    """Do two spans state the same thing: one holds the other, or they share a sentence (a sentence
+    and its window; a sentence and its copy numbered "247." in an overlapping passage)?"""
+    if a in b or b in a:
+        return True
+    return any(y - x >= SAME_SENTENCE_CHARS and a[x:y] in b for x, y in sentence_spans(a)) or any(
+        y - x >= SAME_SENTENCE_CHARS and b[x:y] in a for x, y in sentence_spans(b))
+
+
+def apart_from_best(quotes: list[str]) -> list[int]:
+    """Of spans ranked best first, the indexes of the best and of those that are not the same
+    evidence (``same_evidence``): a sentence and its window are not a close runner-up."""
+    if not quotes:
+        return []
+    return [0] + [i for i, q in enumerate(quotes[1:], start=1) if not same_evidence(q, quotes[0])]
 
 
 def span_embed_text(node: TextNode, quote: str, is_row: bool) -> str:
@@ -203,6 +244,13 @@ def _coverage(weights: list[tuple[frozenset[str], float]], tokens: frozenset[str
     return sum(w for g, w in weights if g & tokens) / total if total else 0.0
 
 
+def missing_key(weights: list[tuple[frozenset[str], float]], tokens: frozenset[str] | set[str]) -> float:
+    """The weight of the heaviest question word the tokens lack, relative to the heaviest word: 1 when
+    the evidence lacks the question's key word ("WASH", "Norway", "assessed"), 0 when it has them all."""
+    heaviest = max((w for _, w in weights), default=0.0)
+    return max((w for g, w in weights if not g & tokens), default=0.0) / heaviest if heaviest else 0.0
+
+
 def score_candidates(
     plan: QueryPlan,
     retrieved: list[NodeWithScore],
@@ -230,20 +278,21 @@ def score_candidates(
         context = table_context(node)
         context_tokens = token_set(context, lang)
         passage_tokens = token_set(node.text, lang)
-        previous: frozenset[str] = frozenset()
         spans = split_spans(node)
         extremes = extreme_rows(spans, plan.extreme)
         dense = span_similarity(node.node_id, len(spans)) if span_similarity else None
-        for i, (quote, is_row) in enumerate(spans):
-            own = token_set(quote, lang)
-            if is_row:  # a row means what its table's title and header say
-                own |= context_tokens
+        own_tokens = [token_set(q, lang) | (context_tokens if is_row else frozenset()) for q, is_row in spans]
+        entries = [(q, is_row, i, i) for i, (q, is_row) in enumerate(spans)]
+        entries += [(q, False, i, i + 1) for q, i in sentence_windows(node, spans)]
+        for quote, is_row, i, last in entries:
+            own = own_tokens[i] | own_tokens[last]  # a row means what its table's title and header say
             around = own | context_tokens
+            # "the Office" in this sentence is the one the previous sentence names
+            previous = own_tokens[i - 1] if i > 0 else frozenset()
             own_cov = sum(w for g, w in weights if g & own) / total
             cov = sum(w if g & own else (PRIOR.around * w if g & (around | previous) else
                                          (PRIOR.passage_only * w if g & passage_tokens else 0.0))
                       for g, w in weights) / total
-            previous = own  # "the Office" in this sentence is the one the previous sentence names
             cand = Candidate(node, rank, hit.score, quote, is_row)
             column = is_row and column_matches(quote, md.get("table_header"), all_tokens, lang)
             figure = plan.figure is not None and bool(plan.figure.search(quote))
@@ -285,8 +334,11 @@ def score_candidates(
                 "log_len": math.log1p(len(quote)) / 6.0,
                 "first_span": float(i == 0),
                 "extreme_row": float(quote in extremes),
-                "dense": float(dense[i]) if dense is not None else 0.0,
+                "dense": float(max(dense[i], dense[last])) if dense is not None else 0.0,
                 "confidence": confidence,
+                "window": float(last != i),
+                "missing_key": missing_key(weights, local | previous),
+                "missing_in_passage": missing_key(weights, passage_tokens | context_tokens),
             }
             cand.score = prior
             out.append(cand)

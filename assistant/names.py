@@ -17,12 +17,13 @@ def _names_data() -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
 
 
 def named_terms(question: str) -> list[str]:
-    """Names in the question (capitalised words but the first, codes like RT0782), lower-cased."""
+    """Names in the question (capitalised words but the first, codes like RT0782, listed
+    abbreviations like UK), lower-cased."""
     generic = _names_data()[1]
     names = []
     for m in re.finditer(r"\b[A-ZÅÄÖ][\wåäöÅÄÖ'’:-]+|\b[A-Z]{2}\d{3,}\b", question):
         w = re.sub(r"['’]s?$", "", m.group(0)).lower()
-        if m.start() == 0 or w in generic or len(w) < 3:
+        if m.start() == 0 or w in generic or (len(w) < 3 and w not in _names_data()[0]):  # "UK" is listed
             continue
         names.append(w)
     return names
@@ -31,6 +32,12 @@ def named_terms(question: str) -> list[str]:
 def name_forms(name: str) -> tuple[str, ...]:
     """What a passage may say for ``name`` (``names.toml``), else the name minus an ending."""
     return _names_data()[0].get(name, (name[:-1] if len(name) > 5 else name,))
+
+
+def name_words(name: str) -> list[str]:
+    """The words a passage may use for a listed name: its one-word forms, and the last word of the
+    others ("uk": uk, britain, british, kingdom). Nothing for a name the data file does not list."""
+    return list(dict.fromkeys(form.split()[-1] for form in _names_data()[0].get(name, ())))
 
 
 def mentions(name: str, text: str) -> bool:

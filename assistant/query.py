@@ -14,7 +14,7 @@ from rapidfuzz.distance import Levenshtein
 
 from assistant.conversation import resolve
 from assistant.gloss import english_words, swedish_sense
-from assistant.names import named_terms
+from assistant.names import name_words, named_terms
 from assistant.lexical import STOPWORDS, gloss_english, gloss_swedish, looks_swedish, query_tokens, stem, words
 from assistant.records import DocumentInfo, Turn
 from assistant.scopes import Scope, question_scopes
@@ -45,6 +45,8 @@ RANKED = re.compile(r"\branked\s+\d+|\b\d+(?:st|nd|rd|th)\b|\b(?:"
 """A rank as a claim states it: "ranked 4th", "the 18th largest donor", "femte" ("first" is too
 common a word to say a rank)."""
 PERCENT = re.compile(r"\d[\d.,]*\s?(?:%|per\s?cent|percent|procent)", re.I)
+CHANGE = re.compile(f"{PERCENT.pattern}|{MONEY.pattern}", re.I)
+"""The size of a change: a percentage or an amount."""
 
 
 MOST = re.compile(r"\b(largest|biggest|highest|most|greatest|top|main|leading|största|högsta|mest|flest)\b", re.I)
@@ -57,10 +59,12 @@ def superlative(question: str) -> str | None:
 
 
 def figure_pattern(question: str) -> re.Pattern | None:
-    """What the asked-for figure looks like in a sentence: a share (a percentage), a count of the
-    asked-for noun, or money."""
+    """What the asked-for figure looks like in a sentence: a share (a percentage), the size of a
+    change (a percentage or an amount), a count of the asked-for noun, or money."""
     if WHAT_SHARE.search(question):
         return PERCENT
+    if ASKS_CHANGE.search(question):
+        return CHANGE
     m = HOW_MANY.search(question)
     if m:
         noun = re.escape(m.group(1).lower()[:max(3, len(m.group(1)) - 2)])
@@ -148,20 +152,22 @@ def compound_gloss(w: str, vocabulary: Vocabulary | None = None) -> list[str]:
 
 
 def search_tokens(text: str, swedish: bool, vocabulary: Vocabulary | None = None) -> list[str]:
-    """``query_tokens``, and for a Swedish question the English of its compounds the lexicons lack."""
+    """``query_tokens``, the words passages use for the names it asks about ("UK": kingdom), and
+    for a Swedish question the English of its compounds the lexicons lack."""
     tokens = query_tokens(text)
+    extra = [stem(f) for n in named_terms(text) for f in name_words(n)]
     if swedish:
-        glossed = (stem(g) for w in words(text) for g in compound_gloss(w, vocabulary))
-        tokens += [t for t in dict.fromkeys(glossed) if t not in tokens]
-    return tokens
+        extra += [stem(g) for w in words(text) for g in compound_gloss(w, vocabulary)]
+    return tokens + [t for t in dict.fromkeys(extra) if t not in tokens]
 
 
 def term_groups(text: str, swedish: bool = False, vocabulary: Vocabulary | None = None) -> list[frozenset[str]]:
     groups: dict[str, frozenset[str]] = {}
+    names = set(named_terms(text))
     for w in words(text):
         if w in STOPWORDS or len(w) < 2:
             continue
-        group = {stem(w), stem(w, "sv")}
+        group = {stem(w), stem(w, "sv")} | ({stem(f) for f in name_words(w)} if w in names else set())
         group |= {stem(g) for g in gloss_swedish([w]) + (compound_gloss(w, vocabulary) if swedish else [])}
         group |= {stem(g, "sv") for g in gloss_english([w])}
         if w in ORDINALS:  # "fifth": the row ranked 5

@@ -107,8 +107,10 @@ def has_number(text: str) -> bool:
 
 
 def states_figure(text: str) -> bool:
-    """Does the text state a figure as an answer: digits other than a year alone, or a count in words?"""
-    return any(not YEAR.fullmatch(m.group(0)) for m in NUMBER.finditer(text)) or bool(CARDINALS.search(text))
+    """Does the text state a figure as an answer: digits other than a year alone or a label ("Annex 1"),
+    or a count in words?"""
+    return any(not YEAR.fullmatch(m.group(0)) and not is_reference(text, m.start())
+               for m in NUMBER.finditer(text)) or bool(CARDINALS.search(text))
 
 
 CURRENCY_CODES = "USD|SEK|DKK|CHF|EUR"

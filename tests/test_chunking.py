@@ -92,3 +92,16 @@ def test_sections_follow_headings_and_annexes(chunks):
 def test_split_lines_without_markers_has_no_pages():
     lines = split_lines("Title\n\nA paragraph of text.\n")
     assert all(line.page is None for line in lines)
+
+
+def test_a_table_in_millions_carries_its_scale_and_currency(chunks):
+    """"(DKK million)" in a header, or as a note under the table, is the unit of every figure in it."""
+    _, nodes = chunks["dk-2023-2026"]
+    [budget] = [n for n in nodes if "a. Core funding" in n.text and n.metadata["kind"] == "table"]
+    assert (budget.metadata["currency"], budget.metadata["scale"]) == ("DKK", "million")
+    _, nodes = chunks["dk-2018-2020"]
+    [note_below] = [n for n in nodes if "Core funds (un-earmarked)" in n.text and n.metadata["kind"] == "table"]
+    assert (note_below.metadata["currency"], note_below.metadata["scale"]) == ("DKK", "million")
+    _, nodes = chunks["dk-2023-2026"]
+    [annex2] = [n for n in nodes if "Unearmarked Income\t\t3 508 772" in n.text]
+    assert annex2.metadata["scale"] is None, "figures written out in full have no scale"

@@ -48,3 +48,8 @@ def test_a_year_relative_to_the_last_one_asked_is_a_follow_up_about_that_year(fu
     plan = full_service.parts().retriever.plan("What was the figure a year earlier?", history)
     assert plan.years == [2019, 2020] and "roster" in plan.context
     assert "2020" not in plan.context.split("583")[0], "the previous question's own year is not carried as context"
+
+
+def test_a_name_after_a_connective_is_the_name_alone():
+    swedish = [Turn(role="user", content="Hur mycket icke-öronmärkt stöd gav Sverige till IOM 2022?")]
+    assert resolve("Och Schweiz då?", swedish).question == "Hur mycket icke-öronmärkt stöd gav Schweiz till IOM 2022?"

@@ -101,3 +101,17 @@ def test_a_swedish_question_searches_the_english_of_its_compounds():
     tokens = search_tokens("Hur många hälsobedömningar gjorde IOM 2019?", True, passages)
     assert stem("health") in tokens and stem("assessment") in tokens
     assert stem("health") not in search_tokens("How many were made in 2019?", False, passages)
+
+
+def test_a_label_is_not_a_figure_stated():
+    from assistant.text import states_figure
+
+    assert not states_figure("The office moved to Copenhagen in 2022. See the structure in Annex 1.")
+    assert states_figure("Some 15 people work in the office (Annex 1).")
+
+
+def test_a_hyphenated_word_matches_the_word_written_solid():
+    from assistant.lexical import token_set
+
+    assert token_set("un-earmarked contributions", "en") & token_set("unearmarked", "en")
+    assert token_set("co-operation", "en") == token_set("cooperation", "en")

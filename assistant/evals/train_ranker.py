@@ -22,7 +22,7 @@ The held-out split is refused as training data.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,7 +30,7 @@ from assistant.evals.cases import EvalCase
 from assistant.evals.metrics import answer_correct, norm
 from assistant.query import QueryPlan
 from assistant.records import Answer
-from assistant.evidence import FEATURES, Candidate
+from assistant.evidence import FEATURES, Candidate, apart_from_best
 from assistant.ranker import ANSWER_FEATURES, ANSWER_SPANS, LinearModel, Ranker
 
 WRONG_COST = 1.25
@@ -49,6 +49,8 @@ class Examples:
     """The case index of each row."""
     answerable: np.ndarray
     """Per case."""
+    quotes: list[str] = field(default_factory=list)
+    """Each row's span."""
     correct_if_answered: Callable[[int, np.ndarray], bool] | None = None
     """``(case index, its rows' scores)`` -> would the answer composed from spans ranked by these
     scores be correct (the eval's definition)? Without it, "right" means evidence among the best
@@ -73,7 +75,7 @@ def collect(service, cases: Sequence[EvalCase], top_k: int) -> Examples:
     """Features and labels of every candidate span, through the loaded service's retriever; and how
     to tell whether the answer the answerer would compose from a ranking is correct."""
     state = service.parts()
-    xs, ys, groups = [], [], []
+    xs, ys, groups, quotes = [], [], [], []
     per_case: list[tuple[QueryPlan, list[Candidate], list[list[Candidate]]]] = []
     for i, case in enumerate(cases):
         plan = state.retriever.plan(case.question, list(case.history) or None)
@@ -84,6 +86,7 @@ def collect(service, cases: Sequence[EvalCase], top_k: int) -> Examples:
             xs.append([c.features[f] for f in FEATURES])
             ys.append(label(c, case))
             groups.append(i)
+            quotes.append(c.quote)
 
     def correct_if_answered(i: int, scores: np.ndarray) -> bool:
         case, (plan, cands, parts) = cases[i], per_case[i]
@@ -94,7 +97,7 @@ def collect(service, cases: Sequence[EvalCase], top_k: int) -> Examples:
         return answer_correct(Answer(answer=text, answered=True), case.must_include, case.must_not)
 
     return Examples(np.array(xs, dtype=float), np.array(ys), np.array(groups),
-                    np.array([not c.unanswerable for c in cases]), correct_if_answered)
+                    np.array([not c.unanswerable for c in cases]), quotes, correct_if_answered)
 
 
 def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -142,6 +145,9 @@ def question_rows(score: np.ndarray, ex: Examples) -> tuple[np.ndarray, np.ndarr
             right.append(0)
             continue
         order = rows[np.argsort(-score[rows])]
+        if ex.quotes:
+            near = order[:3 * ANSWER_SPANS]
+            order = near[apart_from_best([ex.quotes[j] for j in near])]
         margin = score[order[0]] - score[order[1]] if len(order) > 1 else 0.0
         confidence = ex.x[order[:ANSWER_SPANS], FEATURES.index("confidence")].max()
         feats.append(np.r_[ex.x[order[0]], score[order[0]], margin, confidence])

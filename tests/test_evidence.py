@@ -1,0 +1,47 @@
+"""Evidence spans: sentences, table rows and two-sentence windows, each an exact substring of its
+passage; spans that state the same thing count once."""
+
+from __future__ import annotations
+
+from llama_index.core.schema import TextNode
+
+from assistant.evidence import WINDOW_CHARS, apart_from_best, same_evidence, sentence_windows, split_spans
+from assistant.names import named_terms
+from assistant.query import figure_pattern, term_groups
+
+TEXT = ("The Office of the Inspector General reviewed risk management in 2021. "
+        "This concluded that IOM's current level of maturity is \"developing\". " + "A long sentence. " * 3)
+
+
+def test_windows_join_two_sentences_as_an_exact_substring():
+    node = TextNode(text=TEXT, metadata={"kind": "text"})
+    spans = split_spans(node)
+    windows = sentence_windows(node, spans)
+    assert windows and all(w in TEXT and len(w) <= WINDOW_CHARS for w, _ in windows)
+    first, at = windows[0]
+    assert at == 0 and first.startswith(spans[0][0]) and first.endswith(spans[1][0])
+
+
+def test_a_table_has_no_windows():
+    node = TextNode(text="Donor\tAmount\nDenmark\t1,000\nSweden\t2,000", metadata={"kind": "table", "table_header": "Donor\tAmount"})
+    assert sentence_windows(node, split_spans(node)) == []
+
+
+def test_a_sentence_its_window_and_its_numbered_copy_are_the_same_evidence():
+    sentence = "By the end of the year, approximately 13,500 IOM staff had completed the course."
+    window = sentence + " The course, launched in 2017, covers fraud."
+    assert same_evidence(sentence, window) and same_evidence("247. " + sentence, window)
+    assert not same_evidence(sentence, "By the end of 2020, approximately 19,400 staff had completed the course.")
+    assert apart_from_best([window, sentence, "Something else entirely, said at some length."]) == [0, 2]
+
+
+def test_a_listed_abbreviation_is_a_name_with_the_words_passages_use():
+    assert named_terms("How much did the UK give IOM in 2022?") == ["uk"]
+    [uk] = [g for g in term_groups("How much did the UK give IOM in 2022?") if "uk" in g]
+    assert "kingdom" in uk
+
+
+def test_the_size_of_a_change_is_a_percentage_or_an_amount():
+    change = figure_pattern("By how much has the operational part of IOM's budget grown?")
+    assert change.search("ökat med omkring 25 procent") and change.search("from USD 1 billion to USD 2 billion")
+    assert not change.search("in 2019 and 2020")
