@@ -34,7 +34,7 @@ FEATURES = (
     "prior", "cov", "own_cov", "context_cov", "passage", "recip_rank", "is_row", "column", "number", "no_number",
     "figure", "money", "year_in_quote", "year_support", "year_elsewhere", "names", "names_missing", "routed",
     "same_language", "short", "log_len", "first_span", "extreme_row", "dense", "confidence", "window",
-    "missing_key", "missing_in_passage",
+    "missing_key", "missing_in_passage", "place_row", "label_cov",
 )
 """The features of a candidate, in the order the ranker's weights use."""
 
@@ -120,6 +120,9 @@ def split_spans(node: TextNode) -> list[tuple[str, bool]]:
     return spans
 
 
+CONTENTS = re.compile(r"\s*(?:table of )?contents?\s*$|\s*innehåll(?:sförteckning)?\s*$", re.I)
+"""The heading of a table of contents."""
+
 WINDOW_CHARS = 400
 """The longest two-sentence window (``sentence_windows``) that is a candidate."""
 
@@ -183,6 +186,16 @@ def cell_value(cell: str) -> float | None:
     return -value if cell.startswith(("(", "-")) else value
 
 
+def row_as_stated(row: str, metadata: dict) -> str:
+    """A row with its table's currency and scale beside each figure ("USD 3 508 772", "DKK 48
+    million"): what its figures are, as a sentence would say them."""
+    currency, scale = metadata.get("currency"), metadata.get("scale")
+    if not currency:
+        return row
+    return "\t".join(f"{currency} {c.strip()}{' ' + scale if scale else ''}"
+                      if cell_value(c) is not None and "%" not in c else c for c in row.split("\t"))
+
+
 def row_value(row: str) -> float | None:
     """The row's last figure (its total or its only value)."""
     for cell in reversed([c for c in row.split("\t") if c.strip()]):
@@ -198,8 +211,26 @@ def extreme_rows(spans: list[tuple[str, bool]], direction: str | None) -> set[st
     values = {q: v for q, is_row in spans if is_row and (v := row_value(q)) is not None}
     if len(values) < 2:
         return set()
+    if all(v < 0 for v in values.values()):  # every figure in brackets: the table's notation, not negatives
+        values = {q: -v for q, v in values.items()}
     target = max(values.values()) if direction == "max" else min(values.values())
     return {q for q, v in values.items() if v == target}
+
+
+RANK_HEADING = re.compile(r"\brank|\bplace\b|\bplats|\bplacering", re.I)
+
+
+def holds_place(row: str, header: str | None, context: str, place: str | None) -> bool:
+    """Is the row the one at the asked place of a ranking: its cell under a rank column (or its first
+    cell, in a table whose title says it ranks) is that number?"""
+    if place is None:
+        return False
+    cells = [c.strip() for c in row.split("\t")]
+    heads = header.split("\t") if header else []
+    ranked = [i for i, h in enumerate(heads) if RANK_HEADING.search(h)] if len(heads) == len(cells) else []
+    if not ranked and RANK_HEADING.search(context):
+        ranked = [next((i for i, c in enumerate(cells) if c), 0)]
+    return any(i < len(cells) and cells[i] == place for i in ranked)
 
 
 def column_matches(row: str, header: str | None, tokens: set[str], lang: str) -> bool:
@@ -274,6 +305,8 @@ def score_candidates(
     for rank, hit in enumerate(retrieved):
         node = hit.node
         md = node.metadata
+        if CONTENTS.match(md.get("section") or ""):
+            continue  # a table of contents lists headings and pages: it answers nothing
         lang = md.get("language", "en")
         context = table_context(node)
         context_tokens = token_set(context, lang)
@@ -281,7 +314,8 @@ def score_candidates(
         spans = split_spans(node)
         extremes = extreme_rows(spans, plan.extreme)
         dense = span_similarity(node.node_id, len(spans)) if span_similarity else None
-        own_tokens = [token_set(q, lang) | (context_tokens if is_row else frozenset()) for q, is_row in spans]
+        label_tokens = [token_set(q, lang) for q, _ in spans]  # a row's own cells, without its table's words
+        own_tokens = [t | (context_tokens if is_row else frozenset()) for t, (_, is_row) in zip(label_tokens, spans)]
         entries = [(q, is_row, i, i) for i, (q, is_row) in enumerate(spans)]
         entries += [(q, False, i, i + 1) for q, i in sentence_windows(node, spans)]
         for quote, is_row, i, last in entries:
@@ -295,7 +329,8 @@ def score_candidates(
                       for g, w in weights) / total
             cand = Candidate(node, rank, hit.score, quote, is_row)
             column = is_row and column_matches(quote, md.get("table_header"), all_tokens, lang)
-            figure = plan.figure is not None and bool(plan.figure.search(quote))
+            stated = row_as_stated(quote, md) if is_row else quote
+            figure = plan.figure is not None and bool(plan.figure.search(stated))
             year_in_quote = bool(plan.years) and any(str(y) in quote for y in plan.years)
             prior = PRIOR.coverage * cov + PRIOR.own_coverage * own_cov + PRIOR.passage * max(hit.score, 0) / top
             prior += PRIOR.column * column + PRIOR.figure * figure + PRIOR.year * year_in_quote
@@ -322,7 +357,7 @@ def score_candidates(
                 "number": float(plan.wants_number and cand.has_number),
                 "no_number": float(plan.wants_number and not cand.has_number),
                 "figure": float(figure),
-                "money": float(plan.figure is not None and bool(MONEY.search(quote))),
+                "money": float(plan.figure is not None and bool(MONEY.search(stated))),
                 "year_in_quote": float(year_in_quote),
                 "year_support": support,
                 "year_elsewhere": float(bool(plan.years) and support == 0.0),
@@ -339,6 +374,8 @@ def score_candidates(
                 "window": float(last != i),
                 "missing_key": missing_key(weights, local | previous),
                 "missing_in_passage": missing_key(weights, passage_tokens | context_tokens),
+                "place_row": float(is_row and holds_place(quote, md.get("table_header"), context, plan.ordinal)),
+                "label_cov": sum(w for g, w in weights if g & (label_tokens[i] | label_tokens[last])) / total,
             }
             cand.score = prior
             out.append(cand)

@@ -60,11 +60,9 @@ def words(text: str) -> list[str]:
 
 @lru_cache(maxsize=100_000)
 def stem(word: str, lang: str = "en") -> str:
-    """The word's stem; a hyphenated word's is that of the word written solid ("un-earmarked",
-    "unearmarked"; "co-operation", "cooperation")."""
     if word[0].isdigit():
         return word
-    return _stemmer(lang).stemWord(DEMONYMS.get(word, word).replace("-", ""))
+    return _stemmer(lang).stemWord(DEMONYMS.get(word, word))
 
 
 @lru_cache(maxsize=2)
@@ -150,14 +148,10 @@ def looks_swedish(text: str) -> bool:
     return sv_hits > en_hits
 
 
-TOKENISATION = "2"
-"""Bump when the way words become tokens changes (2: hyphenated words are stemmed solid)."""
-
-
 @lru_cache(maxsize=1)
 def analysis_version() -> str:
-    """What passages' tokens depend on besides their text: the tokenisation, the domain glossary and
-    the Folkets lexikon's package. A build made with others is stale (``indexing.staleness``)."""
+    """What passages' tokens depend on besides their text: the domain glossary and the Folkets
+    lexikon's package. A build made with others is stale (``indexing.staleness``)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -165,7 +159,7 @@ def analysis_version() -> str:
     except PackageNotFoundError:  # pragma: no cover - the lexicon is optional
         folkets = "none"
     glossary = importlib.resources.files("assistant.data").joinpath("glossary_sv_en.tsv").read_bytes()
-    return hashlib.sha256(TOKENISATION.encode() + glossary + folkets.encode()).hexdigest()[:16]
+    return hashlib.sha256(glossary + folkets.encode()).hexdigest()[:16]
 
 
 def index_tokens(text: str, lang: str) -> list[str]:

@@ -16,17 +16,35 @@ def _names_data() -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
     return aliases, frozenset(data.get("generic", {}).get("words", []))
 
 
-def named_terms(question: str) -> list[str]:
-    """Names in the question (capitalised words but the first, codes like RT0782, listed
-    abbreviations like UK), lower-cased."""
+NAMES_A_DOCUMENT = re.compile(
+    r"^(?:['’]s?)?\s+(?:(?:\d{4}(?:\s?[–-]\s?\d{2,4})?|new|first|latest|intermediate|own|organi[sz]ation)\s+)*"
+    r"(?:iom\s+|iom-)?(?:strateg|report|rapport|organisationsstrateg)", re.I)
+"""What follows a name that names a document, not a subject: "Sweden's strategy", "the Danish 2018
+strategy", "Danish organisation strategy"."""
+
+
+NAME = re.compile(r"\b[A-ZÅÄÖ][\wåäöÅÄÖ'’:-]+|\b[A-Z]{2}\d{3,}\b")
+
+
+def _names(question: str):
     generic = _names_data()[1]
-    names = []
-    for m in re.finditer(r"\b[A-ZÅÄÖ][\wåäöÅÄÖ'’:-]+|\b[A-Z]{2}\d{3,}\b", question):
+    for m in NAME.finditer(question):
         w = re.sub(r"['’]s?$", "", m.group(0)).lower()
         if m.start() == 0 or w in generic or (len(w) < 3 and w not in _names_data()[0]):  # "UK" is listed
             continue
-        names.append(w)
-    return names
+        yield w, m
+
+
+def named_terms(question: str) -> list[str]:
+    """Names in the question (capitalised words but the first, codes like RT0782, listed
+    abbreviations like UK), lower-cased."""
+    return [w for w, _ in _names(question)]
+
+
+def document_owners(question: str) -> set[str]:
+    """The names that say whose document is meant ("Sweden's strategy", "the Danish 2018 strategy"):
+    when the question names a document the catalog has, they are not what the evidence is about."""
+    return {w for w, m in _names(question) if NAMES_A_DOCUMENT.match(question[m.end():])}
 
 
 def name_forms(name: str) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from rapidfuzz.distance import Levenshtein
 
 from assistant.conversation import resolve
 from assistant.gloss import english_words, swedish_sense
-from assistant.names import name_words, named_terms
+from assistant.names import document_owners, name_words, named_terms
 from assistant.lexical import STOPWORDS, gloss_english, gloss_swedish, looks_swedish, query_tokens, stem, words
 from assistant.records import DocumentInfo, Turn
 from assistant.scopes import Scope, question_scopes
@@ -56,6 +56,11 @@ LEAST = re.compile(r"\b(smallest|lowest|least|fewest|minsta|lägsta|minst|färst
 def superlative(question: str) -> str | None:
     """``max`` or ``min`` when the question asks for the largest or smallest item."""
     return "max" if MOST.search(question) else ("min" if LEAST.search(question) else None)
+
+
+def asked_place(question: str) -> str | None:
+    """The rank a question names ("fifth", "the 3rd", "åttonde") as a number; "first" says too little."""
+    return next((ORDINALS[w] for w in words(question) if w in ORDINALS and ORDINALS[w] != "1"), None)
 
 
 def figure_pattern(question: str) -> re.Pattern | None:
@@ -123,6 +128,8 @@ class QueryPlan:
     """It asks when (``WHEN``): an answer states a year, month, quarter or season."""
     asks_rank: bool = False
     """It asks for a rank (``ASKS_RANK``): "where did Denmark rank?"."""
+    ordinal: str | None = None
+    """The place it asks about, as a number ("which donor came fifth": "5"); not "first", too common a word."""
 
     @property
     def search_text(self) -> str:
@@ -139,7 +146,8 @@ def part_plan(plan: QueryPlan, part: str) -> QueryPlan:
                    context_terms=[g for g in plan.terms + plan.context_terms if not g & own],
                    wants_number=bool(NUMBER_QUESTION.search(part)), figure=figure_pattern(part),
                    names=named_terms(part) or plan.names, extreme=superlative(part), scopes=[], parts=[],
-                   asks_time=bool(WHEN.search(part)), asks_rank=bool(ASKS_RANK.search(part)))
+                   asks_time=bool(WHEN.search(part)), asks_rank=bool(ASKS_RANK.search(part)),
+                   ordinal=asked_place(part) or plan.ordinal)
 
 
 def compound_gloss(w: str, vocabulary: Vocabulary | None = None) -> list[str]:
@@ -152,10 +160,11 @@ def compound_gloss(w: str, vocabulary: Vocabulary | None = None) -> list[str]:
 
 
 def search_tokens(text: str, swedish: bool, vocabulary: Vocabulary | None = None) -> list[str]:
-    """``query_tokens``, the words passages use for the names it asks about ("UK": kingdom), and
-    for a Swedish question the English of its compounds the lexicons lack."""
+    """``query_tokens``, the words passages use for a name it asks about that they never use as
+    written ("UK": kingdom), and for a Swedish question the English of its compounds the lexicons lack."""
     tokens = query_tokens(text)
-    extra = [stem(f) for n in named_terms(text) for f in name_words(n)]
+    unknown = [n for n in named_terms(text) if vocabulary is not None and not vocabulary.knows(n)]
+    extra = [stem(f) for n in unknown for f in name_words(n)]
     if swedish:
         extra += [stem(g) for w in words(text) for g in compound_gloss(w, vocabulary)]
     return tokens + [t for t in dict.fromkeys(extra) if t not in tokens]
@@ -253,8 +262,9 @@ def plan_query(question: str, documents: list[DocumentInfo], vocabulary: Vocabul
     tokens = search_tokens(fixed, swedish, vocabulary)
     if context:
         tokens += [t for t in query_tokens(context) if t not in tokens]
-    names = named_terms(text) or named_terms(context)
     named_documents = route_documents(text, documents) or (route_documents(context, documents) if context else [])
+    owners = document_owners(text) if named_documents else set()  # "Sweden's strategy": the document, not a subject
+    names = [n for n in named_terms(text) if n not in owners] or named_terms(context)
     return QueryPlan(
         question=text,
         tokens=tokens,
@@ -275,4 +285,5 @@ def plan_query(question: str, documents: list[DocumentInfo], vocabulary: Vocabul
         period=year_range(text),
         asks_time=bool(WHEN.search(text)),
         asks_rank=bool(ASKS_RANK.search(text)),
+        ordinal=asked_place(text),
     )

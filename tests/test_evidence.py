@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from llama_index.core.schema import TextNode
 
-from assistant.evidence import WINDOW_CHARS, apart_from_best, same_evidence, sentence_windows, split_spans
+from assistant.evidence import (WINDOW_CHARS, apart_from_best, extreme_rows, holds_place, same_evidence,
+                                sentence_windows, split_spans)
 from assistant.names import named_terms
-from assistant.query import figure_pattern, term_groups
+from assistant.query import asked_place, figure_pattern, term_groups
 
 TEXT = ("The Office of the Inspector General reviewed risk management in 2021. "
         "This concluded that IOM's current level of maturity is \"developing\". " + "A long sentence. " * 3)
@@ -45,3 +46,23 @@ def test_the_size_of_a_change_is_a_percentage_or_an_amount():
     change = figure_pattern("By how much has the operational part of IOM's budget grown?")
     assert change.search("ökat med omkring 25 procent") and change.search("from USD 1 billion to USD 2 billion")
     assert not change.search("in 2019 and 2020")
+
+
+RANKING = [("1\tSweden\t(7,915,306.00)", True), ("5\tNorway\t(3,355,705.00)", True), ("16\tPhilippines\t(10,000.00)", True)]
+
+
+def test_the_row_at_the_asked_place_of_a_ranking():
+    assert asked_place("Which donor came fifth in IOM's 2022 ranking?") == "5"
+    assert asked_place("Vilken givare kom på åttonde plats?") == "8"
+    assert asked_place("When did IOM first open an office in Denmark?") is None
+    assert holds_place("5\tNorway\t(3,355,705.00)", "Ranking\tDonor\t2022", "Annex 3: Donor ranking", "5")
+    assert not holds_place("5\tNorway\t(3,355,705.00)", "Ranking\tDonor\t2022", "Annex 3: Donor ranking", "4")
+    assert holds_place("5\tNorway\t(3,355,705.00)", None, "Annex 3: Donor ranking", "5"), "a ranking table's first cell"
+    assert not holds_place("5\tNorway\t(3,355,705.00)", None, "Annex 2: Funding overview", "5")
+
+
+def test_figures_all_in_brackets_are_the_table_s_notation_not_negatives():
+    assert extreme_rows(RANKING, "max") == {"1\tSweden\t(7,915,306.00)"}
+    assert extreme_rows(RANKING, "min") == {"16\tPhilippines\t(10,000.00)"}
+    refunds = [("Project A\t500", True), ("Project B - for refund\t(128 410)", True)]
+    assert extreme_rows(refunds, "min") == {"Project B - for refund\t(128 410)"}, "one bracketed figure is a negative"

