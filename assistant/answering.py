@@ -53,6 +53,8 @@ class AnswerPolicy:
     """The lead and at most two supporting claims."""
     support_margin: float = 2.0
     """A supporting claim's ranking score may be at most this far below the lead's."""
+    sentence_windows: bool = True
+    """Two sentences in a row are a candidate too (``evidence.sentence_windows``)."""
     require_asked_kind: bool = True
     """A question asking for a count, an amount or a share ("how many", "how much", "what share")
     is refused when none of the claims states a figure, one asking when when none states a time:
@@ -176,7 +178,8 @@ class ExtractiveAnswerer:
         """Every span of the retrieved passages, best first by the ranker's score."""
         name_tokens = [t for n in plan.names for t in index_tokens(n, "en")]
         similarity = self.span_similarity(plan) if self.span_similarity else None
-        cands = score_candidates(plan, retrieved, self.idf, self.doc_years, name_tokens, similarity)
+        cands = score_candidates(plan, retrieved, self.idf, self.doc_years, name_tokens, similarity,
+                                 self.policy.sentence_windows)
         for c in cands:
             c.score = self.ranker.score(c.features)
         cands.sort(key=lambda c: -c.score)

@@ -289,8 +289,10 @@ def score_candidates(
     doc_years: dict[str, tuple[int, int] | None],
     name_tokens: list[str] = (),
     span_similarity: Callable[[str, int], np.ndarray | None] | None = None,
+    windows: bool = True,
 ) -> list[Candidate]:
-    """Every sentence/row of the retrieved passages with its features, sorted by the prior, best first.
+    """Every sentence/row of the retrieved passages (and, with ``windows``, every two sentences in a
+    row) with its features, sorted by the prior, best first.
 
     ``span_similarity(passage id, span count)``: the query's cosine similarity to each span of the
     passage (the index's span vectors), or None when the index has none for it."""
@@ -317,7 +319,7 @@ def score_candidates(
         label_tokens = [token_set(q, lang) for q, _ in spans]  # a row's own cells, without its table's words
         own_tokens = [t | (context_tokens if is_row else frozenset()) for t, (_, is_row) in zip(label_tokens, spans)]
         entries = [(q, is_row, i, i) for i, (q, is_row) in enumerate(spans)]
-        entries += [(q, False, i, i + 1) for q, i in sentence_windows(node, spans)]
+        entries += [(q, False, i, i + 1) for q, i in (sentence_windows(node, spans) if windows else [])]
         for quote, is_row, i, last in entries:
             own = own_tokens[i] | own_tokens[last]  # a row means what its table's title and header say
             around = own | context_tokens

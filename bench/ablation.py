@@ -17,7 +17,11 @@ Levers:
 - stated lead: no first sentence stating each asked figure (the first claim leads, as before);
 - list continuation: a list that ends its passage is not continued into the next one;
 - asked kind required: a count, amount or share asked is answered even when no claim states a
-  figure, and a when-question when none states a time.
+  figure, and a when-question when none states a time;
+- two-sentence windows: only single sentences and rows are candidates (ranker retrained so);
+- a row's own cells: no ``label_cov`` (a row's coverage counts its table's header and title);
+- sign constraints: the ranker and answerability weights learned without ``train_ranker.SIGNS``;
+- wrong cost 2.0: the operating point chosen with a wrong answer costing two false refusals.
 
 Run: .venv/bin/python bench/ablation.py
 """
@@ -25,12 +29,14 @@ Run: .venv/bin/python bench/ablation.py
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 from assistant.evals.cases import catalog_doc_ids, load_cases
 from assistant.evals.metrics import summarize
 from assistant.evals.runner import ServiceAsker, run_cases
+from assistant.evals import train_ranker
 from assistant.evals.train_ranker import collect, train
 from assistant.evidence import FEATURES
 from assistant.ranker import LinearModel, Ranker
@@ -53,6 +59,19 @@ def drop(model: LinearModel, features: tuple[str, ...]) -> LinearModel:
     return replace(model, weights={k: v for k, v in model.weights.items() if k not in features})
 
 
+@contextmanager
+def patched(module, **values):
+    """The module's settings replaced for the block (a lever of training switched off)."""
+    old = {k: getattr(module, k) for k in values}
+    for k, v in values.items():
+        setattr(module, k, v)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            setattr(module, k, v)
+
+
 def main() -> int:
     settings = get_settings()
     doc_ids = catalog_doc_ids(Path(settings.corpus_dir) / "catalog.toml")
@@ -67,6 +86,12 @@ def main() -> int:
 
     full = ranker_without(())
     prior_ranked = train(examples, ranking=LinearModel({"prior": 1.0}))
+    base.parts().answerer.policy = replace(base.parts().answerer.policy, sentence_windows=False)
+    no_windows = train(collect(base, cases["training"], settings.top_k))
+    with patched(train_ranker, SIGNS={}):
+        unsigned = train(examples)
+    with patched(train_ranker, WRONG_COST=2.0):
+        costlier = train(examples)
     variants = [
         ("full system", full, {}, True),
         ("- sides (years, documents)", full, {"scopes": []}, True),
@@ -79,6 +104,10 @@ def main() -> int:
         ("- stated lead", full, {"lead": lambda *a: None}, True),
         ("- list continuation", full, {"next_passage": None}, True),
         ("- asked kind required", full, {"require_asked_kind": False}, True),
+        ("- two-sentence windows", no_windows, {"sentence_windows": False}, True),
+        ("- a row's own cells (label_cov)", ranker_without(("label_cov",)), {}, True),
+        ("- sign constraints", unsigned, {}, True),
+        ("+ wrong cost 2.0", costlier, {}, True),
     ]
     print(f"{'variant':34s} {'set':9s} " + " ".join(f"{c:>18s}" for c in COLUMNS))
     for name, ranker, policy, with_history in variants:

@@ -66,3 +66,58 @@ def test_figures_all_in_brackets_are_the_table_s_notation_not_negatives():
     assert extreme_rows(RANKING, "min") == {"16\tPhilippines\t(10,000.00)"}
     refunds = [("Project A\t500", True), ("Project B - for refund\t(128 410)", True)]
     assert extreme_rows(refunds, "min") == {"Project B - for refund\t(128 410)"}, "one bracketed figure is a negative"
+
+
+def test_a_row_states_its_figures_with_its_table_s_currency_and_scale():
+    from assistant.evidence import row_as_stated
+
+    assert row_as_stated("a. Core funding\t06.32.10.14\t48\t48", {"currency": "DKK", "scale": "million"}) == \
+        "a. Core funding\t06.32.10.14\tDKK 48 million\tDKK 48 million"
+    assert row_as_stated("Percentage of women\t28%", {"currency": "USD"}) == "Percentage of women\t28%"
+
+
+def test_a_row_s_own_cells_tell_it_from_the_other_rows_of_its_table():
+    from assistant.evidence import IdfTable, score_candidates
+    from assistant.query import QueryPlan, term_groups
+    from llama_index.core.schema import NodeWithScore
+
+    header = "Donor and Project Title\tUnearmarked\tEarmarked"
+    table = TextNode(text="Annex 2: Danish funding in 2022\n" + header + "\nFund received in (2022)\t\t89\n"
+                     "Total Denmark - Unearmarked and Earmarked\t3 508 772\t16 835 919",
+                     metadata={"kind": "table", "table_header": header, "document_id": "dk", "section": "Annex 2: Danish funding in 2022",
+                               "title": "Danish strategy", "language": "en", "currency": "USD"})
+    q = "What did Denmark give IOM unearmarked in 2022?"
+    plan = QueryPlan(question=q, tokens=[], years=[2022], terms=term_groups(q), names=["denmark"])
+    cands = {c.quote.split("\t")[0]: c.features for c in score_candidates(plan, [NodeWithScore(node=table, score=1.0)],
+                                                                          IdfTable([["x"]]), {})}
+    total, fund = cands["Total Denmark - Unearmarked and Earmarked"], cands["Fund received in (2022)"]
+    assert total["own_cov"] == fund["own_cov"], "with the header's words, every row covers the question alike"
+    assert total["label_cov"] > fund["label_cov"]
+
+
+def test_a_table_of_contents_is_not_evidence():
+    from assistant.evidence import CONTENTS
+
+    assert CONTENTS.match("Content") and CONTENTS.match("Table of contents") and CONTENTS.match("Innehållsförteckning")
+    assert not CONTENTS.match("Content of the partnership")
+
+
+def test_the_owner_of_a_named_document_is_not_a_subject():
+    from assistant.names import document_owners
+
+    assert document_owners("According to Sweden's strategy, what does IOM's mandate cover?") == {"sweden"}
+    assert document_owners("What does the Swedish strategy say about Denmark?") == {"swedish"}
+    assert document_owners("How much did Denmark give?") == set()
+
+
+def test_a_weight_learned_against_its_meaning_is_left_out():
+    import numpy as np
+    from assistant.evals.train_ranker import signed_logistic
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 2))
+    y = (x[:, 0] - 0.8 * x[:, 1] + rng.normal(scale=0.3, size=400) > 0).astype(int)
+    free, _ = signed_logistic(x, y, 1.0, ["something", "other"])
+    assert free[1] < 0
+    signed, _ = signed_logistic(x, y, 1.0, ["something", "column"])  # "column" may only help
+    assert signed[1] == 0.0 and signed[0] > 0
