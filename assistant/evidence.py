@@ -377,7 +377,7 @@ def score_candidates(
                 "missing_key": missing_key(weights, local | previous),
                 "missing_in_passage": missing_key(weights, passage_tokens | context_tokens),
                 "place_row": float(is_row and holds_place(quote, md.get("table_header"), context, plan.ordinal)),
-                "label_cov": sum(w for g, w in weights if g & (label_tokens[i] | label_tokens[last])) / total,
+                "label_cov": _coverage(weights, label_tokens[i] | label_tokens[last]),
             }
             cand.score = prior
             out.append(cand)
