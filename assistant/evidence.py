@@ -313,6 +313,7 @@ def score_candidates(
         context = table_context(node)
         context_tokens = token_set(context, lang)
         passage_tokens = token_set(node.text, lang)
+        missing_in_passage = missing_key(weights, passage_tokens | context_tokens)
         spans = split_spans(node)
         extremes = extreme_rows(spans, plan.extreme)
         dense = span_similarity(node.node_id, len(spans)) if span_similarity else None
@@ -325,7 +326,7 @@ def score_candidates(
             around = own | context_tokens
             # "the Office" in this sentence is the one the previous sentence names
             previous = own_tokens[i - 1] if i > 0 else frozenset()
-            own_cov = sum(w for g, w in weights if g & own) / total
+            own_cov = _coverage(weights, own)
             cov = sum(w if g & own else (PRIOR.around * w if g & (around | previous) else
                                          (PRIOR.passage_only * w if g & passage_tokens else 0.0))
                       for g, w in weights) / total
@@ -375,7 +376,7 @@ def score_candidates(
                 "confidence": confidence,
                 "window": float(last != i),
                 "missing_key": missing_key(weights, local | previous),
-                "missing_in_passage": missing_key(weights, passage_tokens | context_tokens),
+                "missing_in_passage": missing_in_passage,
                 "place_row": float(is_row and holds_place(quote, md.get("table_header"), context, plan.ordinal)),
                 "label_cov": _coverage(weights, label_tokens[i] | label_tokens[last]),
             }

@@ -29,9 +29,9 @@ Run: .venv/bin/python bench/ablation.py
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from unittest import mock
 
 from assistant.evals.cases import catalog_doc_ids, load_cases
 from assistant.evals.metrics import summarize
@@ -59,19 +59,6 @@ def drop(model: LinearModel, features: tuple[str, ...]) -> LinearModel:
     return replace(model, weights={k: v for k, v in model.weights.items() if k not in features})
 
 
-@contextmanager
-def patched(module, **values):
-    """The module's settings replaced for the block (a lever of training switched off)."""
-    old = {k: getattr(module, k) for k in values}
-    for k, v in values.items():
-        setattr(module, k, v)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            setattr(module, k, v)
-
-
 def main() -> int:
     settings = get_settings()
     doc_ids = catalog_doc_ids(Path(settings.corpus_dir) / "catalog.toml")
@@ -88,9 +75,9 @@ def main() -> int:
     prior_ranked = train(examples, ranking=LinearModel({"prior": 1.0}))
     base.parts().answerer.policy = replace(base.parts().answerer.policy, sentence_windows=False)
     no_windows = train(collect(base, cases["training"], settings.top_k))
-    with patched(train_ranker, SIGNS={}):
+    with mock.patch.object(train_ranker, "SIGNS", {}):
         unsigned = train(examples)
-    with patched(train_ranker, WRONG_COST=2.0):
+    with mock.patch.object(train_ranker, "WRONG_COST", 2.0):
         costlier = train(examples)
     variants = [
         ("full system", full, {}, True),
