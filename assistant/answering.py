@@ -39,10 +39,31 @@ LIST_MARK = re.compile(r"(?:^|\n)[ \t]*(?:\d{1,2}[.)]|[a-z][.)]|[-•*–])[ \t]
 """What opens a line that is an item of a list: "1.", "a)", "-"."""
 
 
-def is_item(text: str, span: str) -> bool:
-    """Is ``span`` (a span of ``text``) an item of a list: on a line of its own, after a list mark."""
+ITEM_OPENS = re.compile(r"(?:\d{1,2}[.)]|[a-z][.)]|[-•*–])\s")
+"""A span that starts with its own list mark ("- a. Applying ...")."""
+FOOTNOTE = re.compile(r"[¹²³⁴⁵⁶⁷⁸⁹⁰]+\s*\S")
+"""A footnote, which a page may put between a list's items."""
+
+
+MAX_ITEMS = 8
+"""The items of a list an answer quotes."""
+
+
+def _line_before(text: str, span: str) -> str | None:
+    """What stands before ``span`` on its line in ``text`` (None: not in it)."""
     at = text.find(span)
-    return at >= 0 and bool(LIST_MARK.search(text[:at]))
+    return None if at < 0 else text[text.rfind("\n", 0, at) + 1: at]
+
+
+def is_item(text: str, span: str) -> bool:
+    """Is ``span`` (a span of ``text``) an item of a list: on a line of its own, after or with a list mark."""
+    before = _line_before(text, span)
+    return before is not None and (bool(LIST_MARK.search(before)) or (not before.strip() and bool(ITEM_OPENS.match(span))))
+
+
+def in_footnote(text: str, span: str) -> bool:
+    before = _line_before(text, span)
+    return before is not None and bool(FOOTNOTE.match((before + span).lstrip()))
 
 
 @dataclass(frozen=True)
@@ -352,7 +373,7 @@ class ExtractiveAnswerer:
                 if extra:
                     claims.append(extra)
         if best.quote.rstrip().endswith(":"):  # its items support it, not runners-up
-            return claims + [item for item in self.list_items(best)[:8] if not any(item.quote == k.quote for k in claims)]
+            return claims + [item for item in self.list_items(best)[:MAX_ITEMS] if not any(item.quote == k.quote for k in claims)]
         for c in good:
             if len(claims) >= self.policy.max_claims:
                 break
@@ -362,19 +383,24 @@ class ExtractiveAnswerer:
 
     def list_items(self, opener: Candidate) -> list[Candidate]:
         """The spans after one that opens a list ("... are:"); when the list runs to the end of its
-        passage, also the items that open the next passage."""
+        passage (or the opener ends it), also the items that open the passages after it, past a further
+        opener ("Among others, these include:") and footnotes."""
         spans = [q for q, _ in split_spans(opener.node)]
         last = next((q for q in spans if opener.quote.endswith(q)), None)  # a window: its second sentence
         if last is None:
             return []
         items = [Candidate(opener.node, opener.rank, opener.passage_score, q, False)
                  for q in spans[spans.index(last) + 1:]]
-        following = self.next_passage(opener.node.node_id) if self.next_passage and items else None
-        if following is not None and is_item(opener.node.text, items[-1].quote):
-            for q, _ in split_spans(following):
-                if not is_item(following.text, q):
+        node, running = opener.node, not items or is_item(opener.node.text, items[-1].quote)
+        while running and len(items) < MAX_ITEMS and self.next_passage and (node := self.next_passage(node.node_id)):
+            for q, _ in split_spans(node):
+                if is_item(node.text, q):
+                    items.append(Candidate(node, opener.rank, opener.passage_score, q, False))
+                elif in_footnote(node.text, q):
+                    continue
+                elif items or not q.rstrip().endswith(":"):  # before the items, a further opener may stand
+                    running = False
                     break
-                items.append(Candidate(following, opener.rank, opener.passage_score, q, False))
         return items
 
     def in_scope(self, c: Candidate, scope: Scope) -> bool:

@@ -21,7 +21,7 @@ from llama_index.core.schema import TextNode
 from assistant.records import DocumentInfo
 from assistant.text import CURRENCY_CODES, closes_sentence
 
-CHUNKER_VERSION = "6"
+CHUNKER_VERSION = "7"
 TABLE_CONTEXT = "(Table:"
 
 PAGE_END = re.compile(r"^-{5,}Page (\d+) End-{5,}\s*$")

@@ -145,12 +145,19 @@ def _is_abbreviation(before: str) -> bool:
     return word.lower() in ABBREVIATIONS or (len(word) == 1 and word.isupper())  # an initial: "H. Smith"
 
 
+_LIST_MARK = re.compile(r"[-•▪●–]\s*(?:[a-z]|\d{1,3}|[ivx]{1,4})\.|(?:[a-z]|[ivx]{1,4})\.", re.I)
+"""A list item's mark, which ends in a stop without ending a sentence: "- a.", "- 3.", "iv."
+(a bare "300." numbers a paragraph: it stays a span of its own, not a figure of the sentence)."""
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence of ``text``, stripped of surrounding whitespace."""
+    """(start, end) of each sentence of ``text``, stripped of surrounding whitespace. A list item's
+    mark ("- a. Applying ...") stays with its item."""
     spans: list[tuple[int, int]] = []
     pos = 0
     for m in list(_BREAK.finditer(text)) + [None]:
-        if m is not None and text[m.start() - 1: m.start()] == "." and _is_abbreviation(text[pos: m.start()]):
+        if m is not None and text[m.start() - 1: m.start()] == "." and (
+                _LIST_MARK.fullmatch(text[pos: m.start()].strip()) or _is_abbreviation(text[pos: m.start()])):
             continue
         end = m.start() if m else len(text)
         piece = text[pos:end]

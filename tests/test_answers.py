@@ -171,6 +171,18 @@ def test_a_list_that_runs_into_the_next_passage_is_stated_whole(full_service):
     assert_grounded(answer, full_service)
 
 
+def test_a_list_whose_opener_ends_a_passage_is_stated_from_the_passages_after(full_service):
+    """The soft-earmarking criteria ("... but a., c. and e. are mandatory:") end one passage; their
+    items, past a footnote, fill the next two. Each item keeps its mark ("- a. Applying ...")."""
+    answer = full_service.ask("Which selection criteria are mandatory for interventions under the softly earmarked Danish funds?")
+    assert answer.answered and answer.citations[0].quote.endswith("mandatory:")
+    items = [c.quote for c in answer.citations[1:]]
+    assert [q[:4] for q in items] == ["- a.", "- b.", "- c.", "- d.", "- e.", "- f."], items
+    assert not any(q.startswith("¹") for q in items), "a footnote is not an item"
+    assert len({c.passage_id for c in answer.citations}) >= 2
+    assert_grounded(answer, full_service)
+
+
 def test_a_count_asked_for_is_refused_when_no_evidence_states_one(full_service):
     """The documents say the Copenhagen office moved in 2022, not how many work there: a refusal,
     not the sentence about the move."""

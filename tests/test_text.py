@@ -1,4 +1,4 @@
-"""The shared text concepts: years, figures and sentences (abbreviations do not end a sentence)."""
+"""The shared text concepts: years, figures and sentences (abbreviations and list marks do not end a sentence)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from assistant.text import YEAR, closes_sentence, format_number, has_number, num
     ("Stödet avser bl.a. Libyen. Slut.", ["Stödet avser bl.a. Libyen.", "Slut."]),
     ("First point; Second point. Third.", ["First point;", "Second point.", "Third."]),
     ("A list:\n- one item\n- another item", ["A list:", "- one item", "- another item"]),
+    ("Criteria:\n- a. Applying an approach;\n- b. Using tools.", ["Criteria:", "- a. Applying an approach;", "- b. Using tools."]),
+    ("The region is covered.\n\n342. IOM added a post.", ["The region is covered.", "342.", "IOM added a post."]),
 ])
 def test_sentences_do_not_break_at_abbreviations(text, expected):
     assert sentences(text) == expected
