@@ -19,8 +19,8 @@ import numpy as np
 
 from llama_index.core.schema import NodeWithScore, TextNode
 
-from assistant.evidence import (Candidate, IdfTable, apart_from_best, cell_value, same_evidence, score_candidates,
-                                split_spans, table_context, year_support)
+from assistant.evidence import (Candidate, IdfTable, apart_from_best, brackets_are_notation, cell_value, same_evidence,
+                                score_candidates, split_spans, table_context, year_support)
 from assistant.gloss import english_gloss
 from assistant.lexical import STOPWORDS, index_tokens, stem, token_set
 from assistant.names import only_listed
@@ -111,9 +111,11 @@ def describe_row(cand: Candidate, plan: QueryPlan) -> str | None:
         pairs.append((h.strip(), v, match))
     if not pairs:
         return None
-    best = max(p[2] for p in pairs)
-    totals = [p for p in pairs if p[0].lower() == "total"]
-    in_period = [p for p in pairs if plan.period and (y := YEAR.search(p[0])) and
+    ranks = [p for p in pairs if "rank" in p[0].lower()]  # said as "ranked 11th" whatever is asked
+    figures = [p for p in pairs if p not in ranks]
+    best = max((p[2] for p in figures), default=0)
+    totals = [p for p in figures if p[0].lower() == "total"]
+    in_period = [p for p in figures if plan.period and (y := YEAR.search(p[0])) and
                  plan.period[0] <= int(y.group(1)) <= plan.period[1]]
     if plan.extreme and len(in_period) >= 2:  # "which year between 2013 and 2017 the most"
         pick = max if plan.extreme == "max" else min
@@ -121,17 +123,13 @@ def describe_row(cand: Candidate, plan: QueryPlan) -> str | None:
     elif totals and ("total" in qtok or len(in_period) >= 2):  # a period asked as a whole: its total
         chosen = totals
     elif best > 0:
-        chosen = [p for p in pairs if p[2] == best]
+        chosen = [p for p in figures if p[2] == best]
     else:
-        chosen = totals or pairs
-    parts = []
-    for h, v, _ in pairs:
-        if "rank" in h.lower():
-            parts.append(f"ranked {_ordinal(v)}")
+        chosen = totals or figures
+    parts = [f"ranked {_ordinal(v)}" for _, v, _ in ranks]
+    plain = brackets_are_notation(split_spans(cand.node))
     for h, v, _ in chosen:
-        if "rank" in h.lower():
-            continue
-        value = format_number(v)
+        value = format_number(v.strip("() ") if plain else v)
         money = currency and (scale or re.search(r"\d{3}", re.sub(r"\D", "", v))) and "%" not in v
         amount = f"{currency} {value}" + (f" {scale}" if scale else "") if money else value
         parts.append(f"{h or 'value'}: {amount}")

@@ -204,6 +204,13 @@ def row_value(row: str) -> float | None:
     return None
 
 
+def brackets_are_notation(spans: list[tuple[str, bool]]) -> bool:
+    """Is every figure of a passage's rows in brackets ("(1,000,000.00)")? Then the brackets are the
+    table's notation, not negatives."""
+    values = [v for q, is_row in spans if is_row and (v := row_value(q)) is not None]
+    return len(values) >= 2 and all(v < 0 for v in values)
+
+
 def extreme_rows(spans: list[tuple[str, bool]], direction: str | None) -> set[str]:
     """The rows with the largest (``max``) or smallest (``min``) figure among a passage's rows."""
     if direction is None:
@@ -211,7 +218,7 @@ def extreme_rows(spans: list[tuple[str, bool]], direction: str | None) -> set[st
     values = {q: v for q, is_row in spans if is_row and (v := row_value(q)) is not None}
     if len(values) < 2:
         return set()
-    if all(v < 0 for v in values.values()):  # every figure in brackets: the table's notation, not negatives
+    if brackets_are_notation(spans):
         values = {q: -v for q, v in values.items()}
     target = max(values.values()) if direction == "max" else min(values.values())
     return {q for q, v in values.items() if v == target}

@@ -295,3 +295,21 @@ def test_a_figure_from_a_table_in_millions_is_stated_with_its_scale(full_service
     answer = full_service.ask("How much was the personnel component in 2019 under Denmark's intermediate strategy for IOM?")
     assert answer.answered and "DKK 2 million" in lead_text(answer.answer), answer.answer
     assert_grounded(answer, full_service)
+
+
+def test_a_ranking_row_states_its_rank_and_its_figure_with_brackets_as_notation():
+    """In Annex 3 every amount is in brackets ("(1,000,000.00)"): notation, not negatives. A row
+    states its rank and, whatever column the question names ("place", "ranking"), its amount."""
+    from llama_index.core.schema import TextNode
+
+    from assistant.answering import describe_row
+    from assistant.evidence import Candidate
+    from assistant.query import QueryPlan
+
+    rows = ["11\tKorea\t(1,000,000.00)", "12\tCyprus\t(31,983.00)"]
+    node = TextNode(text="\n".join(rows), metadata={"kind": "table", "table_header": "Ranking\tDonor\t2022", "currency": "USD"})
+    plan = QueryPlan(question="What place did Korea have in the ranking?", tokens=["place", "korea", "ranking"])
+    said = describe_row(Candidate(node, 0, 1.0, rows[0], True), plan)
+    assert said == "ranked 11th; 2022: USD 1,000,000 (Korea)"
+    refund = TextNode(text="Refund\t(135 996)\nProject\t771 557", metadata={"kind": "table", "table_header": "Project\tTotal", "currency": "USD"})
+    assert "USD (135,996)" in describe_row(Candidate(refund, 0, 1.0, "Refund\t(135 996)", True), plan)
