@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from assistant.lexical import STOPWORDS, words
 from assistant.names import known_names
 from assistant.records import Turn
-from assistant.text import YEAR, lead_text, relative_years, says_relative_year
+from assistant.text import YEAR, lead_text, numbers_in, relative_years, says_relative_year
 
 MAX_CONTEXT_CHARS = 400
 """What is read of the previous question and of the previous answer's lead, each."""
@@ -41,6 +41,24 @@ NAME = re.compile(r"\b[A-ZÅÄÖ][\wåäöÅÄÖ'’-]+(?:\s+[A-ZÅÄÖ][\wåä�
 """A name: one or more capitalised words in a row ("United States", "P-4")."""
 
 
+AFTER = re.compile(r"\b(?:after|below|behind|next|further down|lower down|efter|nedanför|näst)\b", re.I)
+BEFORE = re.compile(r"\b(?:before|above|ahead of|further up|higher up|före|ovanför)\b", re.I)
+STEPS = {"two": 2, "three": 3, "två": 2, "tre": 3}
+STEP = re.compile(r"\b(two|three|två|tre|[23])\s+(?:places|rows|steps|positions|platser|rader|steg)\b", re.I)
+
+
+def row_step(question: str) -> int:
+    """How many rows along the table a follow-up asks ("who came right after them?": 1, "the one
+    above": -1, "two places further down": 2); 0 when it asks no neighbouring row. A year before or
+    after is not a row (``relative_years``)."""
+    if says_relative_year(question):
+        return 0
+    sign = 1 if AFTER.search(question) else -1 if BEFORE.search(question) else 0
+    m = STEP.search(question)
+    n = (int(m.group(1)) if m.group(1).isdigit() else STEPS[m.group(1).lower()]) if m else 1
+    return sign * n
+
+
 @dataclass(frozen=True)
 class Resolved:
     question: str
@@ -50,6 +68,11 @@ class Resolved:
     years: tuple[int, ...] = ()
     """For a follow-up that names a year only relative to the last one asked ("and the year
     before?"): that year, and the last one asked (evidence often compares the two)."""
+    stated: frozenset[str] = frozenset()
+    """The figures the previous answer's lead stated (``number_key``, years aside)."""
+    step: int = 0
+    """For a follow-up asking for a neighbouring row of the table just discussed, how many rows
+    along from the row that states ``stated`` (``row_step``)."""
 
 
 def _content(question: str) -> list[str]:
@@ -123,11 +146,13 @@ def resolve(question: str, history: list[Turn] | None) -> Resolved:
         years = tuple(relative_years(question, asked) + asked)
     last = history[-1]
     answer_lead = lead_text(last.content)[:MAX_CONTEXT_CHARS] if last.role == "assistant" else ""
+    stated = frozenset(n for n in numbers_in(answer_lead) if not YEAR.fullmatch(n))
+    step = row_step(question) if stated else 0
     rest = question
     for name in _names(question, first=True):
         rest = rest.replace(name, " ")
     if not _content(rest):
-        return Resolved(_swap(previous, question), years=years)
+        return Resolved(_swap(previous, question), years=years, stated=stated, step=step)
     own_year = YEAR.search(question) or says_relative_year(question)
     context = YEAR.sub("", previous) if own_year else previous  # a follow-up's own year wins
-    return Resolved(question, f"{context} {answer_lead}".strip(), years)
+    return Resolved(question, f"{context} {answer_lead}".strip(), years, stated, step)

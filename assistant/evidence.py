@@ -25,7 +25,7 @@ from assistant.chunking import TABLE_CONTEXT
 from assistant.lexical import token_set
 from assistant.names import mentions
 from assistant.query import MONEY, QueryPlan
-from assistant.text import NUMBER, YEAR, has_number, number_key, sentence_spans
+from assistant.text import NUMBER, YEAR, has_number, number_key, numbers_in, sentence_spans
 
 if TYPE_CHECKING:
     from assistant.store import StoreStats
@@ -34,7 +34,7 @@ FEATURES = (
     "prior", "cov", "own_cov", "context_cov", "passage", "recip_rank", "is_row", "column", "number", "no_number",
     "figure", "money", "year_in_quote", "year_support", "year_elsewhere", "names", "names_missing", "routed",
     "same_language", "short", "log_len", "first_span", "extreme_row", "dense", "confidence", "window",
-    "missing_key", "missing_in_passage", "place_row", "label_cov",
+    "missing_key", "missing_in_passage", "place_row", "label_cov", "step_row",
 )
 """The features of a candidate, in the order the ranker's weights use."""
 
@@ -224,6 +224,16 @@ def extreme_rows(spans: list[tuple[str, bool]], direction: str | None) -> set[st
     return {q for q, v in values.items() if v == target}
 
 
+def rows_along(spans: list[tuple[str, bool]], stated: frozenset[str], step: int) -> set[str]:
+    """The rows ``step`` rows along from a row that states one of the figures ``stated`` (a
+    follow-up's "and who came right after them?" after an answer that stated that row)."""
+    if not step or not stated:
+        return set()
+    rows = [q for q, is_row in spans if is_row]
+    anchors = [i for i, q in enumerate(rows) if stated & {n for n in numbers_in(q) if not YEAR.fullmatch(n)}]
+    return {rows[i + step] for i in anchors if 0 <= i + step < len(rows)}
+
+
 RANK_HEADING = re.compile(r"\brank|\bplace\b|\bplats|\bplacering", re.I)
 
 
@@ -323,6 +333,7 @@ def score_candidates(
         missing_in_passage = missing_key(weights, passage_tokens | context_tokens)
         spans = split_spans(node)
         extremes = extreme_rows(spans, plan.extreme)
+        stepped = rows_along(spans, plan.stated, plan.step)
         dense = span_similarity(node.node_id, len(spans)) if span_similarity else None
         label_tokens = [token_set(q, lang) for q, _ in spans]  # a row's own cells, without its table's words
         own_tokens = [t | (context_tokens if is_row else frozenset()) for t, (_, is_row) in zip(label_tokens, spans)]
@@ -386,6 +397,7 @@ def score_candidates(
                 "missing_in_passage": missing_in_passage,
                 "place_row": float(is_row and holds_place(quote, md.get("table_header"), context, plan.ordinal)),
                 "label_cov": _coverage(weights, label_tokens[i] | label_tokens[last]),
+                "step_row": float(is_row and quote in stepped),
             }
             cand.score = prior
             out.append(cand)

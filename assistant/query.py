@@ -133,6 +133,11 @@ class QueryPlan:
     """It asks for a rank (``ASKS_RANK``): "where did Denmark rank?"."""
     ordinal: str | None = None
     """The place it asks about, as a number ("which donor came fifth": "5"); not "first", too common a word."""
+    stated: frozenset[str] = frozenset()
+    """For a follow-up, the figures the previous answer stated (``conversation.Resolved.stated``)."""
+    step: int = 0
+    """For a follow-up asking for a neighbouring row, how many rows along from the one stating
+    ``stated`` (``conversation.row_step``)."""
 
     @property
     def search_text(self) -> str:
@@ -289,4 +294,6 @@ def plan_query(question: str, documents: list[DocumentInfo], vocabulary: Vocabul
         asks_time=bool(WHEN.search(text)),
         asks_rank=bool(ASKS_RANK.search(text)),
         ordinal=asked_place(text),
+        stated=resolved.stated,
+        step=resolved.step,
     )

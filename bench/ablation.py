@@ -21,7 +21,8 @@ Levers:
 - two-sentence windows: only single sentences and rows are candidates (ranker retrained so);
 - a row's own cells: no ``label_cov`` (a row's coverage counts its table's header and title);
 - sign constraints: the ranker and answerability weights learned without ``train_ranker.SIGNS``;
-- wrong cost 2.0: the operating point chosen with a wrong answer costing two false refusals.
+- wrong cost 2.0: the operating point chosen with a wrong answer costing two false refusals;
+- the cases added in this release (``ADDED`` on): the ranker trained without them.
 
 Run: .venv/bin/python bench/ablation.py
 """
@@ -44,6 +45,8 @@ from assistant.compose import build_service
 from assistant.settings import ROOT, get_settings
 
 SETS = {"training": ROOT / "evals" / "golden.jsonl", "held-out": ROOT / "evals" / "heldout.jsonl"}
+ADDED = "g400"
+"""The first id of the cases this release added to the training side."""
 COLUMNS = ("answer_correct", "lead_correct", "wrong_answer_rate", "false_refusal_rate", "refusal_accuracy")
 
 
@@ -73,6 +76,7 @@ def main() -> int:
 
     full = ranker_without(())
     prior_ranked = train(examples, ranking=LinearModel({"prior": 1.0}))
+    fewer = train(collect(base, [c for c in cases["training"] if c.id < ADDED], settings.top_k))
     base.parts().answerer.policy = replace(base.parts().answerer.policy, sentence_windows=False)
     no_windows = train(collect(base, cases["training"], settings.top_k))
     with mock.patch.object(train_ranker, "SIGNS", {}):
@@ -95,6 +99,7 @@ def main() -> int:
         ("- a row's own cells (label_cov)", ranker_without(("label_cov",)), {}, True),
         ("- sign constraints", unsigned, {}, True),
         ("+ wrong cost 2.0", costlier, {}, True),
+        ("- the cases added this release", fewer, {}, True),
     ]
     print(f"{'variant':34s} {'set':9s} " + " ".join(f"{c:>18s}" for c in COLUMNS))
     for name, ranker, policy, with_history in variants:

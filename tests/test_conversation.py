@@ -53,3 +53,27 @@ def test_a_year_relative_to_the_last_one_asked_is_a_follow_up_about_that_year(fu
 def test_a_name_after_a_connective_is_the_name_alone():
     swedish = [Turn(role="user", content="Hur mycket icke-öronmärkt stöd gav Sverige till IOM 2022?")]
     assert resolve("Och Schweiz då?", swedish).question == "Hur mycket icke-öronmärkt stöd gav Schweiz till IOM 2022?"
+
+
+def test_a_neighbouring_row_is_asked_rows_along_from_the_row_the_last_answer_stated():
+    from assistant.conversation import row_step
+    from assistant.evidence import rows_along
+
+    assert [row_step(q) for q in ("and who came right after them?", "And the one above?", "and two places further down?",
+                                  "and the year before?", "What about Norway?")] == [1, -1, 2, 0, 0]
+    history = [Turn(role="user", content="Which donor ranked sixth among IOM's unearmarked donors in 2022?"),
+               Turn(role="assistant", content="The Netherlands, with USD 2,107,482 in unearmarked funding [1].")]
+    resolved = resolve("and who came right after them?", history)
+    assert resolved.step == 1 and resolved.stated == {"2107482"}
+    table = [("5\tNorway\t(3,355,705.00)", True), ("6\tNetherlands\t(2,107,482.00)", True), ("7\tIreland\t(1,116,071.00)", True)]
+    assert rows_along(table, resolved.stated, 1) == {"7\tIreland\t(1,116,071.00)"}
+    assert rows_along(table, resolved.stated, -1) == {"5\tNorway\t(3,355,705.00)"}
+    assert rows_along(table, resolved.stated, 2) == set() and rows_along(table, frozenset(), 1) == set()
+
+
+def test_who_came_right_after_is_answered_from_the_next_row_of_the_ranking(full_service):
+    history = [Turn(role="user", content="Which donor ranked sixth among IOM's unearmarked donors in 2022?"),
+               Turn(role="assistant", content="The Netherlands, with USD 2,107,482 in unearmarked funding (unaudited) [1].")]
+    answer = full_service.ask("and who came right after them?", history=history)
+    assert answer.answered and "Ireland" in answer.answer.split("[1]")[0], answer.answer
+    assert "2,107,482" not in answer.answer.split("[1]")[0]
