@@ -22,9 +22,10 @@ Levers:
 - a row's own cells: no ``label_cov`` (a row's coverage counts its table's header and title);
 - sign constraints: the ranker and answerability weights learned without ``train_ranker.SIGNS``;
 - wrong cost 2.0: the operating point chosen with a wrong answer costing two false refusals;
-- the cases added in this release (``ADDED`` on): the ranker trained without them.
+- the cases added in this release (``ADDED`` on): the ranker trained without them;
+- neighbouring rows: no ``step_row`` (a follow-up's "who came right after them?" row).
 
-Run: .venv/bin/python bench/ablation.py
+Run: .venv/bin/python bench/ablation.py [WORD ...]  (only the variants whose name has one of the words)
 """
 
 from __future__ import annotations
@@ -100,7 +101,10 @@ def main() -> int:
         ("- sign constraints", unsigned, {}, True),
         ("+ wrong cost 2.0", costlier, {}, True),
         ("- the cases added this release", fewer, {}, True),
+        ("- neighbouring rows (step_row)", ranker_without(("step_row",)), {}, True),
     ]
+    if sys.argv[1:]:
+        variants = [v for v in variants if any(w in v[0] for w in sys.argv[1:])]
     print(f"{'variant':34s} {'set':9s} " + " ".join(f"{c:>18s}" for c in COLUMNS))
     for name, ranker, policy, with_history in variants:
         service = build_service(settings, ranker=ranker)
