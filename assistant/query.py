@@ -30,7 +30,8 @@ NUMBER_QUESTION = re.compile(
 )
 HOW_MANY = re.compile(r"\b(?:how many|number of|hur många|antal(?:et)?)\s+(?:\w+\s+){0,2}?([a-zåäö]{3,})", re.I)
 HOW_MUCH = re.compile(r"\b(?:how much|what amount|hur mycket|vilket belopp)\b"
-                      r"|^\W*(?:and\s+)?what\s+(?:did|does|do|will|has|have)\b[^?]{0,80}?\b(?:give|gave|contribute|pay|spend|donate)\b(?!\s+(?:priority|attention|emphasis|weight|rise|way))"
+                      r"|^\W*(?:and\s+)?what\s+(?:did|does|do|will|has|have)\b[^?]{0,80}?"
+                      r"\b(?:give|gave|contribute|pay|spend|donate)\b(?!\s+(?:priority|attention|emphasis|weight|rise|way))"
                       r"|^\W*(?:och\s+)?vad\s+(?:gav|betalade|bidrog)\b", re.I)
 """A question asking for an amount of money: "how much", "what did Denmark give IOM ...", "vad gav Sverige ..."."""
 MONEY = re.compile(rf"(?:{CURRENCY_CODES}|US\$|\$)\s?\d|\d[\d ,.]*\s?(?:{AMOUNT_WORDS})", re.I)

@@ -121,3 +121,12 @@ def test_a_weight_learned_against_its_meaning_is_left_out():
     assert free[1] < 0
     signed, _ = signed_logistic(x, y, 1.0, ["something", "column"])  # "column" may only help
     assert signed[1] == 0.0 and signed[0] > 0
+
+
+def test_what_someone_gave_asks_for_an_amount_of_money():
+    from assistant.query import MONEY
+
+    for q in ("What did Denmark give IOM unearmarked in 2022?", "And what did Norway contribute?", "Vad gav Sverige IOM 2019?"):
+        assert figure_pattern(q) is MONEY, q
+    for q in ("What does Denmark give priority to?", "What did the review find?"):
+        assert figure_pattern(q) is None, q
