@@ -237,17 +237,18 @@ def rows_along(spans: list[tuple[str, bool]], stated: frozenset[str], step: int)
 RANK_HEADING = re.compile(r"\brank|\bplace\b|\bplats|\bplacering", re.I)
 
 
-def holds_place(row: str, header: str | None, context: str, place: str | None) -> bool:
+def holds_place(row: str, header: str | None, context: str, place: str | None, any_place: bool = False) -> bool:
     """Is the row the one at the asked place of a ranking: its cell under a rank column (or its first
-    cell, in a table whose title says it ranks) is that number?"""
-    if place is None:
+    cell, in a table whose title says it ranks) is that number? With ``any_place`` (a question asking
+    where something ranks, "where did Denmark rank?"), any row with a place in that cell."""
+    if place is None and not any_place:
         return False
     cells = [c.strip() for c in row.split("\t")]
     heads = header.split("\t") if header else []
     ranked = [i for i, h in enumerate(heads) if RANK_HEADING.search(h)] if len(heads) == len(cells) else []
     if not ranked and RANK_HEADING.search(context):
         ranked = [next((i for i, c in enumerate(cells) if c), 0)]
-    return any(i < len(cells) and cells[i] == place for i in ranked)
+    return any(i < len(cells) and (cells[i] == place if place else cells[i].isdigit()) for i in ranked)
 
 
 def column_matches(row: str, header: str | None, tokens: set[str], lang: str) -> bool:
@@ -395,7 +396,8 @@ def score_candidates(
                 "window": float(last != i),
                 "missing_key": missing_key(weights, local | previous),
                 "missing_in_passage": missing_in_passage,
-                "place_row": float(is_row and holds_place(quote, md.get("table_header"), context, plan.ordinal)),
+                "place_row": float(is_row and holds_place(quote, md.get("table_header"), context, plan.ordinal,
+                                                                     plan.asks_rank)),
                 "label_cov": _coverage(weights, label_tokens[i] | label_tokens[last]),
                 "step_row": float(is_row and quote in stepped),
             }

@@ -84,13 +84,17 @@ def fixture_service(fixture_settings):
     return _loaded(fixture_settings)
 
 
+HASHED = {"embedding_model": "hash", "answer_threshold": 0.1}
+"""Settings of an index embedded by the hashing embedder, for contract tests. The ranker's refusal
+threshold was chosen on e5's similarities, which the hashing embedder's are not (they run about
+0.5 where e5's run 0.9): such tests answer at a fixed, lower threshold."""
+
+
 @pytest.fixture(scope="session")
 def fast_settings(tmp_path_factory) -> Settings:
-    """The fixture corpus, embedded by the hashing embedder: for contract tests. The ranker's refusal
-    threshold was chosen on e5's similarities, which the hashing embedder's are not (they run about
-    0.5 where e5's run 0.9): these tests answer at a fixed, lower threshold."""
+    """The fixture corpus, embedded by the hashing embedder (``HASHED``): for contract tests."""
     tmp = tmp_path_factory.mktemp("fast")
-    return _built(tmp, fixture_corpus(tmp / "corpus"), embedding_model="hash", answer_threshold=0.1)
+    return _built(tmp, fixture_corpus(tmp / "corpus"), **HASHED)
 
 
 @pytest.fixture(scope="session")

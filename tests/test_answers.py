@@ -39,11 +39,15 @@ def test_denmark_unearmarked_2022(full_service):
 
 
 def test_year_picks_the_right_annual_report(full_service):
+    """The asked year picks its report: its passage first, and no citation of the other year's.
+    (Whether the answer then clears the refusal threshold is the answerability model's call, which
+    `assistant eval` measures.)"""
     for year, doc in ((2019, "iom-ar-2019"), (2020, "iom-ar-2020")):
         answer = full_service.ask(f"How many staff did the Office of the Ombudsperson receive in {year}?")
-        assert answer.answered
-        assert answer.citations[0].document_id == doc, (year, answer.citations[0])
-        assert_grounded(answer, full_service)
+        assert answer.passages[0].document_id == doc, (year, answer.passages[0])
+        assert all(c.document_id == doc for c in answer.citations), (year, answer.citations)
+        if answer.answered:
+            assert_grounded(answer, full_service)
 
 
 def test_english_question_answered_from_the_swedish_strategy(full_service):

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from conftest import _built, _loaded, fixture_corpus
+from conftest import HASHED, _built, _loaded, fixture_corpus
 from test_api import *  # noqa: F401,F403  (the contract tests and their module fixtures)
 from test_api import AUTH, assert_error
 
@@ -20,7 +20,7 @@ from test_api import AUTH, assert_error
 @pytest.fixture(scope="module")
 def fast_settings(tmp_path_factory, pg_server):
     tmp = tmp_path_factory.mktemp("fast-pg")
-    return _built(tmp, fixture_corpus(tmp / "corpus"), embedding_model="hash", store="postgres",
+    return _built(tmp, fixture_corpus(tmp / "corpus"), **HASHED, store="postgres",
                   database_url=pg_server.url, database_schema="api_contract")
 
 

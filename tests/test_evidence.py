@@ -57,6 +57,9 @@ def test_the_row_at_the_asked_place_of_a_ranking():
     assert asked_place("When did IOM first open an office in Denmark?") is None
     assert holds_place("5\tNorway\t(3,355,705.00)", "Ranking\tDonor\t2022", "Annex 3: Donor ranking", "5")
     assert not holds_place("5\tNorway\t(3,355,705.00)", "Ranking\tDonor\t2022", "Annex 3: Donor ranking", "4")
+    # "where did Norway rank?" names no place: any row with a place in its rank cell holds one
+    assert holds_place("5\tNorway\t(3,355,705.00)", "Ranking\tDonor\t2022", "Annex 3: Donor ranking", None, any_place=True)
+    assert not holds_place("Total\t\t33,248,178", "Ranking\tDonor\t2022", "Annex 3: Donor ranking", None, any_place=True)
     assert holds_place("5\tNorway\t(3,355,705.00)", None, "Annex 3: Donor ranking", "5"), "a ranking table's first cell"
     assert not holds_place("5\tNorway\t(3,355,705.00)", None, "Annex 2: Funding overview", "5")
 

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from _loopback import serve
 from _pdf import zembla_pdf
 from assistant.api import create_app
-from conftest import _built, _loaded, fixture_corpus
+from conftest import HASHED, _built, _loaded, fixture_corpus
 
 KEY, ADMIN = "up-key", "up-admin"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -28,7 +28,7 @@ QUESTION = "How much did Zembla give IOM for the Coastal Displacement Tracking F
 def env(tmp_path_factory):
     pytest.importorskip("reportlab", reason="the dev extra (reportlab) is not installed")
     tmp = tmp_path_factory.mktemp("uploads")
-    settings = _built(tmp, fixture_corpus(tmp / "corpus"), embedding_model="hash")
+    settings = _built(tmp, fixture_corpus(tmp / "corpus"), **HASHED)
     settings = settings.model_copy(update={"api_keys": KEY, "admin_key": SecretStr(ADMIN),
                                            "rate_limit_per_minute": 100_000, "max_upload_bytes": 2 * 1024 * 1024})
     service = _loaded(settings)
