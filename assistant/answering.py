@@ -43,8 +43,6 @@ ITEM_OPENS = re.compile(r"(?:\d{1,2}[.)]|[a-z][.)]|[-•*–])\s")
 """A span that starts with its own list mark ("- a. Applying ...")."""
 FOOTNOTE = re.compile(r"[¹²³⁴⁵⁶⁷⁸⁹⁰]+\s*\S")
 """A footnote, which a page may put between a list's items."""
-
-
 MAX_ITEMS = 8
 """The items of a list an answer quotes."""
 
@@ -62,6 +60,7 @@ def is_item(text: str, span: str) -> bool:
 
 
 def in_footnote(text: str, span: str) -> bool:
+    """Is ``span`` (a span of ``text``) part of a footnote: on a line that opens with a footnote mark."""
     before = _line_before(text, span)
     return before is not None and bool(FOOTNOTE.match((before + span).lstrip()))
 
