@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from assistant.lexical import STOPWORDS, words
 from assistant.names import known_names
 from assistant.records import Turn
-from assistant.text import YEAR, lead_text, numbers_in, relative_years, says_relative_year
+from assistant.text import YEAR, figures_in, lead_text, relative_years, says_relative_year
 
 MAX_CONTEXT_CHARS = 400
 """What is read of the previous question and of the previous answer's lead, each."""
@@ -69,7 +69,7 @@ class Resolved:
     """For a follow-up that names a year only relative to the last one asked ("and the year
     before?"): that year, and the last one asked (evidence often compares the two)."""
     stated: frozenset[str] = frozenset()
-    """The figures the previous answer's lead stated (``number_key``, years aside)."""
+    """The figures the previous answer's lead stated (``text.figures_in``)."""
     step: int = 0
     """For a follow-up asking for a neighbouring row of the table just discussed, how many rows
     along from the row that states ``stated`` (``row_step``)."""
@@ -146,7 +146,7 @@ def resolve(question: str, history: list[Turn] | None) -> Resolved:
         years = tuple(relative_years(question, asked) + asked)
     last = history[-1]
     answer_lead = lead_text(last.content)[:MAX_CONTEXT_CHARS] if last.role == "assistant" else ""
-    stated = frozenset(n for n in numbers_in(answer_lead) if not YEAR.fullmatch(n))
+    stated = figures_in(answer_lead)
     step = row_step(question) if stated else 0
     rest = question
     for name in _names(question, first=True):

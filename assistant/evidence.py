@@ -25,7 +25,7 @@ from assistant.chunking import TABLE_CONTEXT
 from assistant.lexical import token_set
 from assistant.names import mentions
 from assistant.query import MONEY, QueryPlan
-from assistant.text import NUMBER, YEAR, has_number, number_key, numbers_in, sentence_spans
+from assistant.text import NUMBER, YEAR, figures_in, has_number, number_key, sentence_spans
 
 if TYPE_CHECKING:
     from assistant.store import StoreStats
@@ -230,7 +230,7 @@ def rows_along(spans: list[tuple[str, bool]], stated: frozenset[str], step: int)
     if not step or not stated:
         return set()
     rows = [q for q, is_row in spans if is_row]
-    anchors = [i for i, q in enumerate(rows) if stated & {n for n in numbers_in(q) if not YEAR.fullmatch(n)}]
+    anchors = [i for i, q in enumerate(rows) if stated & figures_in(q)]
     return {rows[i + step] for i in anchors if 0 <= i + step < len(rows)}
 
 

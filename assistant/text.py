@@ -106,6 +106,13 @@ def has_number(text: str) -> bool:
     return NUMBER.search(text) is not None
 
 
+def figures_in(text: str) -> frozenset[str]:
+    """The figures ``text`` states (``number_key``), without years and labels ("Annex 2", "P-5")."""
+    text = CITATION_MARKER.sub(" ", text)
+    return frozenset(number_key(m.group(0)) for m in NUMBER.finditer(text)
+                     if not YEAR.fullmatch(m.group(0)) and not is_reference(text, m.start()))
+
+
 def states_figure(text: str) -> bool:
     """Does the text state a figure as an answer: digits other than a year alone or a label ("Annex 1"),
     or a count in words?"""

@@ -117,8 +117,8 @@ def _logistic(x: np.ndarray, y: np.ndarray, c: float, intercept: bool = True):
 
 
 MAX_NEGATIVES = 40
-SIGNS = {"column": 1, "label_cov": 1, "step_row": 1, "figure": 1, "money": 1, "place_row": 1, "year_support": 1, "routed": 1,
-         "confidence": 1, "best_confidence": 1, "rank_score": 1, "margin": 1, "names": 1,
+SIGNS = {"column": 1, "label_cov": 1, "step_row": 1, "figure": 1, "money": 1, "place_row": 1, "year_support": 1,
+         "routed": 1, "confidence": 1, "best_confidence": 1, "rank_score": 1, "margin": 1, "names": 1,
          "year_elsewhere": -1, "names_missing": -1, "no_number": -1, "missing_key": -1, "missing_in_passage": -1}
 """Features whose meaning fixes the sign of their weight (a value in the asked column, a higher
 ranking score can only help; a missing name only hurt): learned with the other sign, from the few
