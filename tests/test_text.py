@@ -111,3 +111,10 @@ def test_a_label_is_not_a_figure_stated():
     assert not states_figure("The office moved to Copenhagen in 2022. See the structure in Annex 1.")
     assert states_figure("Some 15 people work in the office (Annex 1).")
 
+
+
+def test_the_figures_a_text_states_leave_out_years_labels_and_citation_markers():
+    from assistant.text import figures_in
+
+    assert figures_in("**Unearmarked: USD 3,508,772**, per Annex 2: Overview of funding in 2022. [1]") == {"3508772"}
+    assert figures_in("2\tUnited States of America\t(6,000,000.00)") == {"2", "6000000"}
