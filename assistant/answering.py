@@ -28,6 +28,7 @@ from assistant.query import ASKS_CHANGE, RANKED, QueryPlan, part_plan
 from assistant.ranker import ANSWER_SPANS, Ranker
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
 from assistant.scopes import Scope
+from assistant.tables import COUNTS, row_cells
 from assistant.text import (FIGURE, TIME, YEAR, figure_phrase, figure_value, format_number, is_reference,
                             numbers_in, sentence_spans, states_figure)
 
@@ -51,6 +52,12 @@ def _line_before(text: str, span: str) -> str | None:
     """What stands before ``span`` on its line in ``text`` (None: not in it)."""
     at = text.find(span)
     return None if at < 0 else text[text.rfind("\n", 0, at) + 1: at]
+
+
+def opens_list(quote: str) -> bool:
+    """Does the span open a list ("... are:"), alone or as a window with the list's first item?"""
+    spans = sentence_spans(quote)
+    return quote.rstrip().endswith(":") or any(quote[a:b].rstrip().endswith(":") for a, b in spans[:-1])
 
 
 def is_item(text: str, span: str) -> bool:
@@ -94,7 +101,7 @@ def describe_row(cand: Candidate, plan: QueryPlan) -> str | None:
     header = cand.node.metadata.get("table_header")
     if not header:
         return None
-    cells = [c.strip() for c in cand.quote.split("\t")]
+    cells = row_cells(cand.quote, header)
     head = header.split("\t")
     width = max(len(cells), len(head))  # extraction may drop empty leading cells: right-align the columns
     cells, head = [""] * (width - len(cells)) + cells, [""] * (width - len(head)) + head
@@ -116,20 +123,24 @@ def describe_row(cand: Candidate, plan: QueryPlan) -> str | None:
     totals = [p for p in figures if p[0].lower() == "total"]
     in_period = [p for p in figures if plan.period and (y := YEAR.search(p[0])) and
                  plan.period[0] <= int(y.group(1)) <= plan.period[1]]
+    in_year = [p for p in figures if YEAR.fullmatch(p[0]) and int(p[0]) in plan.years]  # a year's column
     if plan.extreme and len(in_period) >= 2:  # "which year between 2013 and 2017 the most"
         pick = max if plan.extreme == "max" else min
         chosen = [pick(in_period, key=lambda p: cell_value(p[1]) or 0.0)] + totals
     elif totals and ("total" in qtok or len(in_period) >= 2):  # a period asked as a whole: its total
         chosen = totals
+    elif in_year and not plan.period:
+        chosen = in_year
     elif best > 0:
         chosen = [p for p in figures if p[2] == best]
     else:
         chosen = totals or figures
     parts = [f"ranked {_ordinal(v)}" for _, v, _ in ranks]
-    plain = brackets_are_notation(split_spans(cand.node))
+    plain = brackets_are_notation(split_spans(cand.node), header)
     for h, v, _ in chosen:
         value = format_number(v.strip("() ") if plain else v)
-        money = currency and (scale or re.search(r"\d{3}", re.sub(r"\D", "", v))) and "%" not in v
+        money = (currency and (scale or re.search(r"\d{3}", re.sub(r"\D", "", v))) and "%" not in v
+                 and not COUNTS.search(label or ""))
         amount = f"{currency} {value}" + (f" {scale}" if scale else "") if money else value
         parts.append(f"{h or 'value'}: {amount}")
     lead = "; ".join(parts)
@@ -369,7 +380,7 @@ class ExtractiveAnswerer:
                               and best.score - c.score <= 2 * self.policy.support_margin and not overlaps(c)), None)
                 if extra:
                     claims.append(extra)
-        if best.quote.rstrip().endswith(":"):  # its items support it, not runners-up
+        if opens_list(best.quote):  # its items support it, not runners-up
             return claims + [item for item in self.list_items(best)[:MAX_ITEMS] if not any(item.quote == k.quote for k in claims)]
         for c in good:
             if len(claims) >= self.policy.max_claims:

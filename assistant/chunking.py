@@ -2,7 +2,7 @@
 
 The seeds are PDF extractions: page markers (``----Page 42 End----``), running headers
 (``Page 35``, and the lines a document's family repeats, from the catalog: ``C/112/INF/1``), numbered paragraphs, bullets and tables flattened into
-tab-separated rows. Passages never cross a page or a section; table passages repeat the
+tab-separated rows, or laid out with spaces (``tables.space_tables``). Passages never cross a page or a section; table passages repeat the
 table's title and header row so a row still says what its numbers are.
 """
 
@@ -19,13 +19,16 @@ import tiktoken
 from llama_index.core.schema import TextNode
 
 from assistant.records import DocumentInfo
+from assistant.tables import COUNTS, space_tables
 from assistant.text import CURRENCY_CODES, closes_sentence
 
-CHUNKER_VERSION = "7"
+CHUNKER_VERSION = "8"
 TABLE_CONTEXT = "(Table:"
 
 PAGE_END = re.compile(r"^-{5,}Page (\d+) End-{5,}\s*$")
 PRINTED_PAGE = re.compile(r"^Page\s+([0-9]+|[ivxlc]+)$", re.IGNORECASE)
+CAPTION = re.compile(r"^(?:Table|Tabell|Figure|Figur)\s+\d+\b", re.I)
+"""The caption that names the table below it, when it is not a heading (it runs over two lines)."""
 NUMBERED_PARA = re.compile(r"^(\d{1,3})\.\s+\S")
 BULLET = re.compile(r"^\s*(?:[-•▪●◦*]|\d{1,2}\)|[a-z]\))\s+")
 ANNEX = re.compile(r"^(?:Annex|ANNEX|Appendix|Bilaga)\b")
@@ -110,6 +113,8 @@ class Table:
     scale: str | None = None
     """The unit its figures are in ("million"), when its title, caption, header or a note after it says."""
     last_line: int = 0
+    captioned: bool = False
+    """Its title is the caption above it ("Table 4. ..."), not a heading: the section of its rows."""
 
 
 @lru_cache(maxsize=32)
@@ -209,25 +214,35 @@ def segment(lines: list[Line], doc_currency: str | None) -> tuple[list[Unit], di
             units.append(Unit(current, "text", section(), current_para))
         current, current_para = [], None
 
+    spaced = space_tables([line.text for line in lines])  # tables laid out with spaces: line -> cells
+
+    def is_row(i: int) -> bool:
+        return lines[i].is_tab_row or i in spaced
+
     for i, line in enumerate(lines):
         s = line.stripped
-        if line.is_tab_row:
+        if is_row(i):
             flush()
             if table_id is None:
                 table_id = len(tables)
                 title = section()
                 near = last_text is not None and i - last_text[0] <= 3 and not BULLET.match(last_text[1])
                 caption = [last_text[1]] if near and last_text[1] not in (top, sub) else []
-                tables[table_id] = Table(title=title, header=None, caption_lines=caption)
+                named = units[-1] if near and units and units[-1].kind == "text" else None
+                captioned = named is not None and CAPTION.match(named.lines[0].stripped) and len(named.lines) <= 3
+                if captioned:  # "Table 4. Increase ... / and previous years": its rows' section, not a passage
+                    title = " ".join(ln.stripped for ln in units.pop().lines)
+                tables[table_id] = Table(title=title, header=None, caption_lines=caption, captioned=bool(captioned))
             table = tables[table_id]
             table.last_line = i
-            if table.header is None and len(line.cells) >= 2:
-                table.header = "\t".join(line.cells)
+            cells = spaced.get(i) or line.cells
+            if table.header is None and len(cells) >= 2:
+                table.header = "\t".join(cells)
             elif table.header is None:
                 table.caption_lines.append(s)
-            units.append(Unit([line], "table", section(), None, table_id))
+            units.append(Unit([line], "table", table.title if table.captioned else section(), None, table_id))
             continue
-        if table_id is not None and (line.is_blank and i + 1 < len(lines) and lines[i + 1].is_tab_row):
+        if table_id is not None and (line.is_blank and i + 1 < len(lines) and is_row(i + 1)):
             continue  # a blank line inside a table
         if table_id is not None:
             table_id = None
@@ -253,7 +268,7 @@ def segment(lines: list[Line], doc_currency: str | None) -> tuple[list[Unit], di
         notes = [ln.stripped for ln in lines[t.last_line + 1: t.last_line + 1 + NOTE_LINES] if len(ln.stripped) < 80]
         scale = SCALE.search(context) or next((m for n in notes if (m := SCALE.search(n))), None)
         found = CURRENCY.search(context) or scale
-        t.currency = found.group(1) if found else doc_currency
+        t.currency = found.group(1) if found else (None if COUNTS.search(context) else doc_currency)
         t.scale = scale.group(2).lower() if scale else None
     return units, tables
 

@@ -25,6 +25,7 @@ from assistant.chunking import TABLE_CONTEXT
 from assistant.lexical import token_set
 from assistant.names import mentions
 from assistant.query import MONEY, QueryPlan
+from assistant.tables import row_cells
 from assistant.text import NUMBER, YEAR, figures_in, has_number, number_key, sentence_spans
 
 if TYPE_CHECKING:
@@ -106,12 +107,13 @@ def split_spans(node: TextNode) -> list[tuple[str, bool]]:
     text = node.text
     spans: list[tuple[str, bool]] = []
     if node.metadata.get("kind") == "table":
+        header = node.metadata.get("table_header")
         for line in text.split("\n"):
-            cells = [c for c in line.split("\t") if c.strip()]
-            if len(cells) >= 2 and re.search(r"\d", line) and line.strip() != (node.metadata.get("table_header") or ""):
-                spans.append((line.strip(), True))
-            elif line.strip() and not line.startswith(TABLE_CONTEXT):
-                spans.append((line.strip(), False))
+            if not line.strip() or line.startswith(TABLE_CONTEXT):
+                continue
+            cells = [c for c in row_cells(line, header) if c]
+            is_row = len(cells) >= 2 and bool(re.search(r"\d", line)) and line.split() != (header or "").split()
+            spans.append((line.strip(), is_row))
         return spans
     for a, b in sentence_spans(text):
         piece = text[a:b]
@@ -193,32 +195,33 @@ def row_as_stated(row: str, metadata: dict) -> str:
     if not currency:
         return row
     return "\t".join(f"{currency} {c.strip()}{' ' + scale if scale else ''}"
-                      if cell_value(c) is not None and "%" not in c else c for c in row.split("\t"))
+                      if cell_value(c) is not None and "%" not in c else c
+                      for c in row_cells(row, metadata.get("table_header")))
 
 
-def row_value(row: str) -> float | None:
+def row_value(row: str, header: str | None = None) -> float | None:
     """The row's last figure (its total or its only value)."""
-    for cell in reversed([c for c in row.split("\t") if c.strip()]):
+    for cell in reversed([c for c in row_cells(row, header) if c]):
         if CELL_NUMBER.match(cell.strip()) and not YEAR.fullmatch(cell.strip()):
             return cell_value(cell)
     return None
 
 
-def brackets_are_notation(spans: list[tuple[str, bool]]) -> bool:
+def brackets_are_notation(spans: list[tuple[str, bool]], header: str | None = None) -> bool:
     """Is every figure of a passage's rows in brackets ("(1,000,000.00)")? Then the brackets are the
     table's notation, not negatives."""
-    values = [v for q, is_row in spans if is_row and (v := row_value(q)) is not None]
+    values = [v for q, is_row in spans if is_row and (v := row_value(q, header)) is not None]
     return len(values) >= 2 and all(v < 0 for v in values)
 
 
-def extreme_rows(spans: list[tuple[str, bool]], direction: str | None) -> set[str]:
+def extreme_rows(spans: list[tuple[str, bool]], direction: str | None, header: str | None = None) -> set[str]:
     """The rows with the largest (``max``) or smallest (``min``) figure among a passage's rows."""
     if direction is None:
         return set()
-    values = {q: v for q, is_row in spans if is_row and (v := row_value(q)) is not None}
+    values = {q: v for q, is_row in spans if is_row and (v := row_value(q, header)) is not None}
     if len(values) < 2:
         return set()
-    if brackets_are_notation(spans):
+    if brackets_are_notation(spans, header):
         values = {q: -v for q, v in values.items()}
     target = max(values.values()) if direction == "max" else min(values.values())
     return {q for q, v in values.items() if v == target}
@@ -243,7 +246,7 @@ def holds_place(row: str, header: str | None, context: str, place: str | None, a
     where something ranks, "where did Denmark rank?"), any row with a place in that cell."""
     if place is None and not any_place:
         return False
-    cells = [c.strip() for c in row.split("\t")]
+    cells = row_cells(row, header)
     heads = header.split("\t") if header else []
     ranked = [i for i, h in enumerate(heads) if RANK_HEADING.search(h)] if len(heads) == len(cells) else []
     if not ranked and RANK_HEADING.search(context):
@@ -255,7 +258,7 @@ def column_matches(row: str, header: str | None, tokens: set[str], lang: str) ->
     """Does the row have a value under a column whose heading the question uses?"""
     if not header:
         return False
-    cells, heads = row.split("\t"), header.split("\t")
+    cells, heads = row_cells(row, header), header.split("\t")
     if len(cells) != len(heads):
         return False
     return any(cell.strip() and tokens & token_set(head, lang) for cell, head in zip(cells[1:], heads[1:]))
@@ -333,7 +336,7 @@ def score_candidates(
         passage_tokens = token_set(node.text, lang)
         missing_in_passage = missing_key(weights, passage_tokens | context_tokens)
         spans = split_spans(node)
-        extremes = extreme_rows(spans, plan.extreme)
+        extremes = extreme_rows(spans, plan.extreme, md.get("table_header"))
         stepped = rows_along(spans, plan.stated, plan.step)
         dense = span_similarity(node.node_id, len(spans)) if span_similarity else None
         label_tokens = [token_set(q, lang) for q, _ in spans]  # a row's own cells, without its table's words

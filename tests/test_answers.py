@@ -317,3 +317,30 @@ def test_a_ranking_row_states_its_rank_and_its_figure_with_brackets_as_notation(
     assert said == "ranked 11th; 2022: USD 1,000,000 (Korea)"
     refund = TextNode(text="Refund\t(135 996)\nProject\t771 557", metadata={"kind": "table", "table_header": "Project\tTotal", "currency": "USD"})
     assert "USD (135,996)" in describe_row(Candidate(refund, 0, 1.0, "Refund\t(135 996)", True), plan)
+
+
+def test_a_table_laid_out_with_spaces_is_read_as_rows_and_a_year_column(full_service):
+    """The annual reports lay their staff tables out with spaces ("Total 1 656 5 397 9 282 ..."):
+    each row is its own span with its table's header, and a year asked for picks its column."""
+    from assistant.answering import describe_row
+
+    state = full_service.parts()
+    plan = state.retriever.plan("How many staff did IOM have in total in 2005?")
+    cands = state.answerer.candidates(plan, state.retriever.gather(plan, 5))
+    top = cands[0]
+    assert top.is_row and top.quote.split()[0] == "Total" and "5 397" in top.quote, top.quote
+    said = describe_row(top, plan)
+    assert said.startswith("2005: 5,397") and "USD" not in said, said  # a count, not money; 2005's column only
+
+
+def test_a_year_column_is_chosen_when_the_question_names_the_year():
+    from llama_index.core.schema import TextNode
+
+    from assistant.answering import describe_row
+    from assistant.evidence import Candidate
+    from assistant.query import QueryPlan
+
+    header = "\t2016\t2017\t2018"
+    node = TextNode(text="Men 662 788 928\nWomen 531 679 841", metadata={"kind": "table", "table_header": header})
+    plan = QueryPlan(question="How many women in 2017?", tokens=["women"], years=[2017])
+    assert describe_row(Candidate(node, 0, 1.0, "Women 531 679 841", True), plan) == "2017: 679 (Women)"
