@@ -66,6 +66,20 @@ def is_item(text: str, span: str) -> bool:
     return before is not None and (bool(LIST_MARK.search(before)) or (not before.strip() and bool(ITEM_OPENS.match(span))))
 
 
+BULLET_MARK = re.compile(r"^\s*[-•*–▪●]\s*")
+ITEM_CHARS = 140
+"""The most of an item a list's lead names (the item's claim quotes it whole)."""
+
+
+def item_text(span: str) -> str:
+    """A list item as a lead names it: without its bullet and closing punctuation ("- a. Applying X;" ->
+    "a. Applying X"); a bare mark ("1.") is nothing."""
+    text = BULLET_MARK.sub("", " ".join(span.split())).rstrip(" ;,.")
+    if re.fullmatch(r"(?:\d{1,2}|[a-z]|[ivx]{1,4})[.)]?", text, re.I):
+        return ""
+    return text if len(text) <= ITEM_CHARS else text[:ITEM_CHARS].rsplit(" ", 1)[0] + " …"
+
+
 def in_footnote(text: str, span: str) -> bool:
     """Is ``span`` (a span of ``text``) part of a footnote: on a line that opens with a footnote mark."""
     before = _line_before(text, span)
@@ -264,7 +278,7 @@ class ExtractiveAnswerer:
             answering = next((k for k in claims if part and same_evidence(part[0].quote, k.quote)), None)
             if answering is not None:
                 asks.setdefault(id(answering), []).append(part_plan(plan, q))
-        lead = self.lead(claims, periods, plan, asks)
+        lead = self.lead(claims, periods, plan, asks) or self.list_lead(claims)
         lines = [self.claim_text(c, asks.get(id(c), [plan])[0],
                                  not lead and (n == 1 or bool(plan.scopes) or id(c) in asks), period) + f" [{n}]"
                  for n, (c, period) in enumerate(zip(claims, periods), start=1)]
@@ -293,8 +307,14 @@ class ExtractiveAnswerer:
             sides.add(side)
             quote = " ".join(c.quote.split())
             for ask in answers:
+                if c.is_row:  # a row states its figure in the asked column: "2017: 1,467 (Total)"
+                    described = describe_row(c, ask)
+                    phrase = f"**{described}**" + (f" in {period}" if period and str(period) not in described else "")
+                    if described and all(phrase != p for p, _ in stated):
+                        stated.append((phrase, n))
+                    continue
                 wanted = [a for a in (ask, plan) if a.wants_number or plan.scopes]
-                figure = next((f for a in wanted if (f := lead_figure(quote, a))), None) if not c.is_row else None
+                figure = next((f for a in wanted if (f := lead_figure(quote, a))), None)
                 if not figure:  # this answer is stated by its quote below
                     continue
                 shown = format_number(figure) if figure[0].isdigit() else figure
@@ -308,6 +328,22 @@ class ExtractiveAnswerer:
             return None
         said = [p for p, _ in stated]
         return f"{', '.join(said[:-1])} and {said[-1]} " + "".join(f"[{n}]" for n in dict.fromkeys(n for _, n in stated)) + "."
+
+    @staticmethod
+    def list_lead(claims: list[Candidate]) -> str | None:
+        """For a list the best span opens, one first sentence naming its items, each citing its claim:
+        "1. Enhanced ...; 2. Development ...; ... [1][2][3]." None for fewer than two items."""
+        opener = claims[0]
+        if not opens_list(opener.quote):
+            return None
+        spans = sentence_spans(opener.quote)
+        colon = next((i for i, (a, b) in enumerate(spans) if opener.quote[a:b].rstrip().endswith(":")), len(spans))
+        items = [(1, opener.quote[a:b]) for a, b in spans[colon + 1:]]  # a window holds the first item
+        items += [(n, c.quote) for n, c in enumerate(claims[1:], start=2) if is_item(c.node.text, c.quote)]
+        named = [(n, t) for n, q in items if (t := item_text(q))]
+        if len(named) < 2:
+            return None
+        return "; ".join(t for _, t in named) + " " + "".join(f"[{n}]" for n in dict.fromkeys(n for n, _ in named)) + "."
 
     def kind_first(self, claims: list[Candidate], plan: QueryPlan) -> list[Candidate]:
         """The first claim that states the kind of figure asked (a rank, or ``plan.figure``: a share,

@@ -24,7 +24,7 @@ from llama_index.core.schema import NodeWithScore, TextNode
 from assistant.chunking import TABLE_CONTEXT
 from assistant.lexical import token_set
 from assistant.names import mentions
-from assistant.query import MONEY, QueryPlan
+from assistant.query import CHANGE, MONEY, PERCENT, QueryPlan
 from assistant.tables import row_cells
 from assistant.text import NUMBER, YEAR, figures_in, has_number, number_key, sentence_spans
 
@@ -109,11 +109,10 @@ def split_spans(node: TextNode) -> list[tuple[str, bool]]:
     if node.metadata.get("kind") == "table":
         header = node.metadata.get("table_header")
         for line in text.split("\n"):
-            if not line.strip() or line.startswith(TABLE_CONTEXT):
-                continue
+            if not line.strip() or line.startswith(TABLE_CONTEXT) or line.split() == (header or "").split():
+                continue  # a table's header says what its rows mean; it states nothing itself
             cells = [c for c in row_cells(line, header) if c]
-            is_row = len(cells) >= 2 and bool(re.search(r"\d", line)) and line.split() != (header or "").split()
-            spans.append((line.strip(), is_row))
+            spans.append((line.strip(), len(cells) >= 2 and bool(re.search(r"\d", line))))
         return spans
     for a, b in sentence_spans(text):
         piece = text[a:b]
@@ -264,6 +263,15 @@ def column_matches(row: str, header: str | None, tokens: set[str], lang: str) ->
     return any(cell.strip() and tokens & token_set(head, lang) for cell, head in zip(cells[1:], heads[1:]))
 
 
+def counts_in_row(row: str, metadata: dict, plan: QueryPlan) -> bool:
+    """Does a row state the count a question asks for ("how many staff")? Its label and its table's
+    title name what it counts, so any figure that is not a share or money is one."""
+    if plan.figure in (PERCENT, CHANGE, MONEY):
+        return False
+    cells = row_cells(row, metadata.get("table_header"))[1:]
+    return not metadata.get("currency") and any(cell_value(c) is not None and "%" not in c for c in cells)
+
+
 def table_context(node: TextNode) -> str:
     md = node.metadata
     return " ".join(str(x) for x in (md.get("section"), md.get("table_header"), md.get("title")) if x)
@@ -355,7 +363,7 @@ def score_candidates(
             cand = Candidate(node, rank, hit.score, quote, is_row)
             column = is_row and column_matches(quote, md.get("table_header"), all_tokens, lang)
             stated = row_as_stated(quote, md) if is_row else quote
-            figure = plan.figure is not None and bool(plan.figure.search(stated))
+            figure = plan.figure is not None and (bool(plan.figure.search(stated)) or (is_row and counts_in_row(quote, md, plan)))
             year_in_quote = bool(plan.years) and any(str(y) in quote for y in plan.years)
             prior = PRIOR.coverage * cov + PRIOR.own_coverage * own_cov + PRIOR.passage * max(hit.score, 0) / top
             prior += PRIOR.column * column + PRIOR.figure * figure + PRIOR.year * year_in_quote

@@ -169,9 +169,13 @@ def test_the_first_sentence_states_every_figure_asked_for(full_service):
 def test_a_list_that_runs_into_the_next_passage_is_stated_whole(full_service):
     """The four priority areas are split over two passages by the chunker: all four are stated and
     the fourth cites the passage it is in."""
+    from assistant.text import lead_text
+
     answer = full_service.ask("List the four priority areas for Danish support to IOM in 2023-2026.")
     assert answer.answered and "climate change" in answer.answer
     assert len({c.passage_id for c in answer.citations}) == 2
+    lead = lead_text(answer.answer)  # the first sentence names all four, before the quotes
+    assert all(w in lead for w in ("organizational effectiveness", "UN System", "capacity building", "climate change")), lead
     assert_grounded(answer, full_service)
 
 
@@ -344,3 +348,18 @@ def test_a_year_column_is_chosen_when_the_question_names_the_year():
     node = TextNode(text="Men 662 788 928\nWomen 531 679 841", metadata={"kind": "table", "table_header": header})
     plan = QueryPlan(question="How many women in 2017?", tokens=["women"], years=[2017])
     assert describe_row(Candidate(node, 0, 1.0, "Women 531 679 841", True), plan) == "2017: 679 (Women)"
+
+
+def test_a_question_asking_two_figures_of_a_table_leads_with_both_rows(full_service):
+    """"How many ..., and how many of them were women?" over a staff table: the first sentence states
+    the asked year's figure of each row, each citing its row."""
+    from assistant.text import lead_text
+
+    state = full_service.parts()
+    plan = state.retriever.plan("How many international Professional staff did IOM have in 2015, and how many of them were women?")
+    hits = state.retriever.gather(plan, 5)
+    claims, text = state.answerer.compose(state.answerer.candidates(plan, hits), plan, state.answerer.part_candidates(plan, hits))
+    lead = lead_text(text)
+    assert "1,062" in lead and "456" in lead, text
+    assert "2016" not in lead, "only the asked year's column"
+    assert all(c.is_row for c in claims[:2])
