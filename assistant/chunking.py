@@ -2,8 +2,9 @@
 
 The seeds are PDF extractions: page markers (``----Page 42 End----``), running headers
 (``Page 35``, and the lines a document's family repeats, from the catalog: ``C/112/INF/1``), numbered paragraphs, bullets and tables flattened into
-tab-separated rows, or laid out with spaces (``tables.space_tables``). Passages never cross a page or a section; table passages repeat the
-table's title and header row so a row still says what its numbers are.
+tab-separated rows, or laid out with spaces (``tables.space_tables``). Passages never cross a page or
+a section; table passages repeat the table's title and header row so a row still says what its
+numbers are.
 """
 
 from __future__ import annotations

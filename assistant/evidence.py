@@ -363,7 +363,8 @@ def score_candidates(
             cand = Candidate(node, rank, hit.score, quote, is_row)
             column = is_row and column_matches(quote, md.get("table_header"), all_tokens, lang)
             stated = row_as_stated(quote, md) if is_row else quote
-            figure = plan.figure is not None and (bool(plan.figure.search(stated)) or (is_row and counts_in_row(quote, md, plan)))
+            figure = plan.figure is not None and (bool(plan.figure.search(stated))
+                                                  or (is_row and counts_in_row(quote, md, plan)))
             year_in_quote = bool(plan.years) and any(str(y) in quote for y in plan.years)
             prior = PRIOR.coverage * cov + PRIOR.own_coverage * own_cov + PRIOR.passage * max(hit.score, 0) / top
             prior += PRIOR.column * column + PRIOR.figure * figure + PRIOR.year * year_in_quote
