@@ -309,9 +309,10 @@ class ExtractiveAnswerer:
             for ask in answers:
                 if c.is_row:  # a row states its figure in the asked column: "2017: 1,467 (Total)"
                     described = describe_row(c, ask)
-                    phrase = f"**{described}**" + (f" in {period}" if period and str(period) not in described else "")
-                    if described and all(phrase != p for p, _ in stated):
-                        stated.append((phrase, n))
+                    if described:
+                        phrase = f"**{described}**" + (f" in {period}" if period and str(period) not in described else "")
+                        if all(phrase != p for p, _ in stated):
+                            stated.append((phrase, n))
                     continue
                 wanted = [a for a in (ask, plan) if a.wants_number or plan.scopes]
                 figure = next((f for a in wanted if (f := lead_figure(quote, a))), None)

@@ -230,10 +230,10 @@ def segment(lines: list[Line], doc_currency: str | None) -> tuple[list[Unit], di
                 near = last_text is not None and i - last_text[0] <= 3 and not BULLET.match(last_text[1])
                 caption = [last_text[1]] if near and last_text[1] not in (top, sub) else []
                 named = units[-1] if near and units and units[-1].kind == "text" else None
-                captioned = named is not None and CAPTION.match(named.lines[0].stripped) and len(named.lines) <= 3
+                captioned = named is not None and bool(CAPTION.match(named.lines[0].stripped)) and len(named.lines) <= 3
                 if captioned:  # "Table 4. Increase ... / and previous years": its rows' section, not a passage
                     title = " ".join(ln.stripped for ln in units.pop().lines)
-                tables[table_id] = Table(title=title, header=None, caption_lines=caption, captioned=bool(captioned))
+                tables[table_id] = Table(title=title, header=None, caption_lines=caption, captioned=captioned)
             table = tables[table_id]
             table.last_line = i
             cells = spaced.get(i) or line.cells

@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from assistant.text import YEAR
+from assistant.text import YEAR, numbers_in
 
 COLUMN_GAP = re.compile(r"\t| {2,}")
 """What separates the cells of an aligned row."""
@@ -72,7 +72,7 @@ def _readings(tokens: Sequence[str], n: int) -> list[list[str]]:
 
 def _jaggedness(figures: list[str]) -> float:
     """How far apart in magnitude neighbouring figures are: a row's cells are of a size."""
-    sizes = [math.log10(1 + abs(float(re.sub(r"[^\d.]", "", f.replace(" ", "").replace(",", ".")) or 0))) for f in figures]
+    sizes = [math.log10(1 + float(next(iter(numbers_in(f)), 0))) for f in figures]
     return sum(abs(a - b) for a, b in zip(sizes, sizes[1:]))
 
 
