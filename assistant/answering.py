@@ -29,8 +29,8 @@ from assistant.ranker import ANSWER_SPANS, Ranker
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
 from assistant.scopes import Scope
 from assistant.tables import COUNTS, row_cells
-from assistant.text import (FIGURE, TIME, YEAR, figure_phrase, figure_value, format_number, is_reference,
-                            numbers_in, sentence_spans, states_figure)
+from assistant.text import (FIGURE, FOOTNOTE, SUPERSCRIPTS, TIME, YEAR, figure_phrase, figure_value, format_number,
+                            is_reference, note_marks, numbers_in, on_footnote_line, sentence_spans, states_figure)
 
 VALUE = re.compile(r"[(\-–]?\s*[\d][\d\s,.]*\)?\s*%?|[-–]")  # a cell that is a figure, not a label
 COMPARISON = re.compile(r"\b(compare\w*|agree\w*|differ\w*|versus|vs\.?|both|jämför\w*|skillnad\w*|överens)\b", re.I)
@@ -42,8 +42,6 @@ LIST_MARK = re.compile(r"(?:^|\n)[ \t]*(?:\d{1,2}[.)]|[a-z][.)]|[-•*–])[ \t]
 
 ITEM_OPENS = re.compile(r"(?:\d{1,2}[.)]|[a-z][.)]|[-•*–])\s")
 """A span that starts with its own list mark ("- a. Applying ...")."""
-FOOTNOTE = re.compile(r"[¹²³⁴⁵⁶⁷⁸⁹⁰]+\s*\S")
-"""A footnote, which a page may put between a list's items."""
 MAX_ITEMS = 8
 """The items of a list an answer quotes."""
 
@@ -71,6 +69,19 @@ ITEM_CHARS = 140
 """The most of an item a list's lead names (the item's claim quotes it whole)."""
 
 
+def noted(text: str, mark: str) -> str | None:
+    """What footnote ``mark`` annotates in ``text``: the words before it in the sentence citing it
+    ("... avstamp i MOPAN⁵-utvärderingen" -> "avstamp i MOPAN⁵-utvärderingen")."""
+    for a, b in sentence_spans(text):
+        sentence = text[a:b]
+        if FOOTNOTE.match(sentence) or mark not in note_marks(sentence):
+            continue
+        m = re.search(rf"(?:\S+\s+){{0,3}}\S*?(?<![{SUPERSCRIPTS}]){mark}(?![{SUPERSCRIPTS}])\S*", sentence)
+        if m:
+            return " ".join(m.group(0).split()).rstrip(",;:.")
+    return None
+
+
 def item_text(span: str) -> str:
     """A list item as a lead names it: without its bullet and closing punctuation ("- a. Applying X;" ->
     "a. Applying X"); a bare mark ("1.") is nothing."""
@@ -81,9 +92,10 @@ def item_text(span: str) -> str:
 
 
 def in_footnote(text: str, span: str) -> bool:
-    """Is ``span`` (a span of ``text``) part of a footnote: on a line that opens with a footnote mark."""
-    before = _line_before(text, span)
-    return before is not None and bool(FOOTNOTE.match((before + span).lstrip()))
+    """Is ``span`` (a span of ``text``) part of a footnote (which a page may put between a list's
+    items): on a line that opens with a footnote mark."""
+    at = text.find(span)
+    return at >= 0 and on_footnote_line(text, at)
 
 
 @dataclass(frozen=True)
@@ -392,6 +404,11 @@ class ExtractiveAnswerer:
             if (top is not None and len(claims) < self.policy.max_claims and self.answerable(part) >= self.threshold
                     and not any(same_evidence(top.quote, k.quote) for k in claims)):
                 claims.append(top)
+        marks = set(note_marks(best.quote))  # the best span's own footnotes qualify it ("preliminary and unaudited")
+        for c in cands[1:60]:
+            if (len(claims) < self.policy.max_claims and c.node is best.node and (m := FOOTNOTE.match(c.quote))
+                    and m.group(1) in marks):
+                claims.append(c)
         good = [c for c in cands[1:30] if best.score - c.score <= self.policy.support_margin
                 and c.features["names_missing"] <= best.features["names_missing"]]
 
@@ -435,7 +452,7 @@ class ExtractiveAnswerer:
         if last is None:
             return []
         items = [Candidate(opener.node, opener.rank, opener.passage_score, q, False)
-                 for q in spans[spans.index(last) + 1:]]
+                 for q in spans[spans.index(last) + 1:] if not in_footnote(opener.node.text, q)]
         node, running = opener.node, not items or is_item(opener.node.text, items[-1].quote)
         while running and len(items) < MAX_ITEMS and self.next_passage and (node := self.next_passage(node.node_id)):
             for q, _ in split_spans(node):
@@ -471,6 +488,10 @@ class ExtractiveAnswerer:
         rendered = f"“{quote}”"
         if md.get("language") == "sv" and not plan.swedish:
             rendered = f"{english_gloss(quote, self.commonness)} (Swedish: “{quote}”)"
+        note = FOOTNOTE.match(c.quote)
+        on = noted(c.node.text, note.group(1)) if note else None
+        if on:  # a footnote says what it is a note to
+            rendered = f"{rendered}, {'fotnoten till' if plan.swedish else 'the note to'} “{on}”"
         if plan.wants_number and state_figure:
             figure = lead_figure(quote, plan)
             if figure:

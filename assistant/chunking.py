@@ -2,9 +2,11 @@
 
 The seeds are PDF extractions: page markers (``----Page 42 End----``), running headers
 (``Page 35``, and the lines a document's family repeats, from the catalog: ``C/112/INF/1``), numbered paragraphs, bullets and tables flattened into
-tab-separated rows, or laid out with spaces (``tables.space_tables``). Passages never cross a page or
-a section; table passages repeat the table's title and header row so a row still says what its
-numbers are.
+tab-separated rows, or laid out with spaces (``tables.space_tables``), and footnotes at the foot of
+a page. Passages never cross a page or a section; table passages repeat the table's title and header
+row so a row still says what its numbers are, and a passage repeats the footnotes its sentences cite
+when they stand elsewhere (the next page, the next passage), so a sentence and its note are evidence
+together.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from llama_index.core.schema import TextNode
 
 from assistant.records import DocumentInfo
 from assistant.tables import COUNTS, space_tables
-from assistant.text import CURRENCY_CODES, closes_sentence
+from assistant.text import CURRENCY_CODES, FOOTNOTE, closes_sentence, footnotes, note_marks
 
-CHUNKER_VERSION = "8"
+CHUNKER_VERSION = "9"
 TABLE_CONTEXT = "(Table:"
 
 PAGE_END = re.compile(r"^-{5,}Page (\d+) End-{5,}\s*$")
@@ -33,10 +35,11 @@ CAPTION = re.compile(r"^(?:Table|Tabell|Figure|Figur)\s+\d+\b", re.I)
 NUMBERED_PARA = re.compile(r"^(\d{1,3})\.\s+\S")
 BULLET = re.compile(r"^\s*(?:[-•▪●◦*]|\d{1,2}\)|[a-z]\))\s+")
 ANNEX = re.compile(r"^(?:Annex|ANNEX|Appendix|Bilaga)\b")
-FOOTNOTE = re.compile(r"^[¹²³⁴⁵⁶⁷⁸⁹⁰*]+\s*\S")
 CURRENCY = re.compile(rf"\b({CURRENCY_CODES})\b")
 SCALE = re.compile(rf"\b({CURRENCY_CODES})\s+(million|billion|thousand|miljoner|miljarder)\b", re.I)
 """A table's figures are in millions (or thousands, billions): "(DKK million)", "in DKK million"."""
+LINK_ONLY = re.compile(r"^\S+\s*<?https?://\S*$")
+"""A footnote that is only a web address ("¹⁷ https://www.iom.md/...")."""
 NOTE_LINES = 6
 """How far after a table a short note on its unit may stand ("(Contribution in DKK million).")."""
 
@@ -166,7 +169,7 @@ def split_lines(text: str, running_headers: Sequence[str] = ()) -> list[Line]:
 def _is_heading(lines: list[Line], i: int) -> bool:
     line = lines[i]
     s = line.stripped
-    if not s or line.is_tab_row or len(s) > 100 or BULLET.match(line.text) or FOOTNOTE.match(s):
+    if not s or line.is_tab_row or len(s) > 100 or BULLET.match(line.text) or FOOTNOTE.match(s) or s[0] == "*":
         return False
     prev_blank = i == 0 or lines[i - 1].is_blank
     next_blank = i + 1 >= len(lines) or lines[i + 1].is_blank
@@ -295,12 +298,27 @@ def passage_id(document_id: str, start: int, end: int) -> str:
     return hashlib.sha1(f"{document_id}:{start}:{end}".encode()).hexdigest()[:16]
 
 
-def _make_node(doc: DocumentInfo, source: str, units: list[Unit], tables: dict[int, Table]) -> TextNode:
+def _cited_notes(body: str, at: int, notes: list[tuple[int, str, str]]) -> list[str]:
+    """The footnotes (``notes``: (offset, mark, line) of the document's) that ``body`` (at offset ``at``)
+    cites and does not hold: for each mark, the first footnote with it after the body, else the last before.
+    A note that is only a link says nothing a reader or a ranker can use."""
+    held = footnotes(body)
+    out: list[str] = []
+    for mark in dict.fromkeys(m for m in note_marks(body) if m not in held):
+        same = [(offset, line) for offset, m, line in notes if m == mark]
+        line = next((ln for offset, ln in same if offset >= at), same[-1][1] if same else None)
+        if line and line not in out and not LINK_ONLY.match(line):
+            out.append(line)
+    return out
+
+
+def _make_node(doc: DocumentInfo, source: str, units: list[Unit], tables: dict[int, Table],
+               notes: list[tuple[int, str, str]] = ()) -> TextNode:
     first, last = units[0], units[-1]
     body = source[first.start:last.end]
     kind = "table" if all(u.kind == "table" for u in units) else "text"
     table = tables.get(first.table_id) if first.table_id is not None else None
-    text = body
+    text = "\n\n".join([body, *_cited_notes(body, first.start, notes)])
     if table is not None:
         # The passage starts with its exact source text (citations quote it and scorers find it in
         # the document); what the rows mean, the table's title and header, follows when not in view.
@@ -310,7 +328,7 @@ def _make_node(doc: DocumentInfo, source: str, units: list[Unit], tables: dict[i
         if table.header and table.header not in body:
             parts.append("columns: " + " | ".join(table.header.split("\t")))
         if parts:
-            text = f"{body}\n{TABLE_CONTEXT} {'; '.join(parts)})"
+            text = f"{text}\n{TABLE_CONTEXT} {'; '.join(parts)})"
     paragraphs = [u.paragraph for u in units if u.paragraph]
     printed = next((ln.printed_page for u in units for ln in u.lines if ln.printed_page), None)
     metadata = {
@@ -345,6 +363,7 @@ def chunk_document(doc: DocumentInfo, source: str, chunk_tokens: int = 256) -> l
     lines = split_lines(source, doc.running_headers)
     units, tables = segment(lines, _document_currency(source))
     units = [piece for u in units for piece in _split_long(u, source, chunk_tokens)]
+    notes = [(ln.start, m.group(1), ln.stripped) for ln in lines if (m := FOOTNOTE.match(ln.text))]
 
     nodes: list[TextNode] = []
     group: list[Unit] = []
@@ -357,12 +376,12 @@ def chunk_document(doc: DocumentInfo, source: str, chunk_tokens: int = 256) -> l
             and unit.table_id == group[-1].table_id
         )
         if group and (not same_place or group_tokens + tokens > chunk_tokens):
-            nodes.append(_make_node(doc, source, group, tables))
+            nodes.append(_make_node(doc, source, group, tables, notes))
             group, group_tokens = [], 0
         group.append(unit)
         group_tokens += tokens
     if group:
-        nodes.append(_make_node(doc, source, group, tables))
+        nodes.append(_make_node(doc, source, group, tables, notes))
     for prev, nxt in zip(nodes, nodes[1:]):
         prev.metadata["next_id"], nxt.metadata["prev_id"] = nxt.node_id, prev.node_id
     return nodes

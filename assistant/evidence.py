@@ -26,7 +26,8 @@ from assistant.lexical import token_set
 from assistant.names import mentions
 from assistant.query import CHANGE, MONEY, PERCENT, QueryPlan
 from assistant.tables import row_cells
-from assistant.text import NUMBER, YEAR, figures_in, has_number, number_key, sentence_spans
+from assistant.text import (FOOTNOTE, NUMBER, YEAR, figures_in, has_number, note_marks, number_key, on_footnote_line,
+                            sentence_spans)
 
 if TYPE_CHECKING:
     from assistant.store import StoreStats
@@ -121,6 +122,15 @@ def split_spans(node: TextNode) -> list[tuple[str, bool]]:
     return spans
 
 
+def note_links(quotes: list[str]) -> list[list[int]]:
+    """For each span of a passage, the spans a footnote mark links it to: a sentence's footnotes
+    ("MOPAN⁵-utvärderingen" -> "⁵ *Multilateral Organisation ...*"), and a footnote's citing spans."""
+    opens = {i: m.group(1) for i, q in enumerate(quotes) if (m := FOOTNOTE.match(q))}
+    cites = [set(note_marks(q)) for q in quotes]
+    return [[k for k, c in enumerate(cites) if opens[i] in c] if i in opens
+            else [k for k, mark in opens.items() if mark in cites[i]] for i in range(len(quotes))]
+
+
 CONTENTS = re.compile(r"\s*(?:table of )?contents?\s*$|\s*innehåll(?:sförteckning)?\s*$", re.I)
 """The heading of a table of contents."""
 
@@ -131,7 +141,8 @@ WINDOW_CHARS = 400
 def sentence_windows(node: TextNode, spans: list[tuple[str, bool]]) -> list[tuple[str, int]]:
     """Two consecutive sentences of a passage as one candidate: (exact substring, index of the first).
     An answer often follows the sentence that names what the question asks about ("The review
-    ... in 2021." "This concluded that IOM's level of maturity is 'developing'.")."""
+    ... in 2021." "This concluded that IOM's level of maturity is 'developing'."), and a sentence
+    its footnote; a footnote and what follows it at the foot of a page are not one."""
     if node.metadata.get("kind") == "table":
         return []
     text, at, found = node.text, 0, []
@@ -140,7 +151,8 @@ def sentence_windows(node: TextNode, spans: list[tuple[str, bool]]) -> list[tupl
         found.append((start, start + len(quote)))
         at = max(at, start + len(quote)) if start >= 0 else at
     return [(text[a:d], i) for i, ((a, b), (c, d)) in enumerate(zip(found, found[1:]))
-            if a >= 0 and c >= b and not spans[i][1] and not spans[i + 1][1] and d - a <= WINDOW_CHARS]
+            if a >= 0 and c >= b and not spans[i][1] and not spans[i + 1][1] and d - a <= WINDOW_CHARS
+            and not on_footnote_line(text, a)]  # a footnote runs on into nothing
 
 
 SAME_SENTENCE_CHARS = 30
@@ -349,13 +361,15 @@ def score_candidates(
         dense = span_similarity(node.node_id, len(spans)) if span_similarity else None
         label_tokens = [token_set(q, lang) for q, _ in spans]  # a row's own cells, without its table's words
         own_tokens = [t | (context_tokens if is_row else frozenset()) for t, (_, is_row) in zip(label_tokens, spans)]
+        links = note_links([q for q, _ in spans])
         entries = [(q, is_row, i, i) for i, (q, is_row) in enumerate(spans)]
         entries += [(q, False, i, i + 1) for q, i in (sentence_windows(node, spans) if windows else [])]
         for quote, is_row, i, last in entries:
             own = own_tokens[i] | own_tokens[last]  # a row means what its table's title and header say
             around = own | context_tokens
-            # "the Office" in this sentence is the one the previous sentence names
-            previous = own_tokens[i - 1] if i > 0 else frozenset()
+            # "the Office" in this sentence is the one the previous sentence names; a footnote means
+            # what the sentence citing it says, and a sentence what its footnotes add
+            previous = frozenset().union(own_tokens[i - 1] if i > 0 else (), *(label_tokens[k] for k in links[i] + links[last]))
             own_cov = _coverage(weights, own)
             cov = sum(w if g & own else (PRIOR.around * w if g & (around | previous) else
                                          (PRIOR.passage_only * w if g & passage_tokens else 0.0))

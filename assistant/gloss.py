@@ -17,6 +17,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from assistant.lexical import lexicon_rows
+from assistant.text import SUPERSCRIPTS
 
 Commonness = Callable[[str], float]
 """How common an English word or phrase is in the corpus (higher: more common)."""
@@ -24,7 +25,9 @@ Commonness = Callable[[str], float]
 SWEDISH_ENDINGS = ("ernas", "arnas", "ornas", "erna", "arna", "orna", "ens", "ets", "ade", "ande", "en", "et", "na",
                    "ns", "er", "ar", "or", "at", "a", "e", "s", "t", "n")
 """Inflection endings (definite, plural, genitive, past), longest first: the lexicon lists base forms."""
-TOKEN = re.compile(r"\*[^*\n]+\*|\d[\d ,.]*\d|\d|[^\W\d_]+(?:[-:][^\W\d_]+)*|[^\w\s]")
+TOKEN = re.compile(rf"\*[^*\n]+\*|\d(?:[\d ,.]|[/:](?=\d))*\d|\d|[{SUPERSCRIPTS}]+|"
+                   rf"[^\W\d_{SUPERSCRIPTS}]+(?:[-:][^\W\d_{SUPERSCRIPTS}]+)*|[^\w\s]")
+"""A word, a figure as written ("2 000", "2018/19:1"), a footnote mark, an emphasised title, a sign."""
 ANNOTATED = re.compile(r"[\[\]()]")
 
 
@@ -119,4 +122,5 @@ def english_gloss(quote: str, commonness: Commonness | None = None) -> str:
         word = render.get(low) or swedish_sense(low, commonness) or token
         out.append(word[0].upper() + word[1:] if token[0].isupper() else word)
     text = " ".join(out)
+    text = re.sub(rf"(?<=[\w)*])\s+([{SUPERSCRIPTS}])", r"\1", text)  # a mark stands on its word: "development¹"
     return re.sub(r"\s+([,.;:!?)])", r"\1", re.sub(r"([(])\s+", r"\1", text))

@@ -7,6 +7,8 @@
 - ``sentence_spans``: sentences (and bullet items) of a text as exact character spans, not cut at
   abbreviations ("approx. USD 5 million", "ca. 80 miljoner", "e.g. Sudan", "No. 12"); the one
   splitter (the chunker's ``closes_sentence``, the evidence's spans).
+- ``FOOTNOTE``, ``note_marks``, ``footnotes``: a footnote line ("⁵ Multilateral ..."), the marks a
+  sentence carries ("MOPAN⁵-utvärderingen"), and a text's footnotes by mark.
 """
 
 from __future__ import annotations
@@ -139,7 +141,7 @@ _BREAK = re.compile(r"(?<=[.!?;])\s+(?=[A-ZÅÄÖ0-9(•\-–])|\n\s*\n|\n(?=\s*
 ABBREVIATIONS = frozenset(
     """approx ca cf e.g i.e etc incl excl no nos nr vs viz mr mrs ms dr prof st para paras fig figs art vol p pp
     sect ch annex app est jan feb mar apr jun jul aug sep sept oct nov dec int dept govt
-    t.ex bl.a m.m s.k dvs jfr resp kap milj mdkr mnkr tkr osv o.s.v f.d inkl exkl ang enl""".split()
+    t.ex bl.a m.m s.k dvs jfr resp kap milj mdkr mnkr tkr osv o.s.v f.d inkl exkl ang enl prop skr bet""".split()
 )
 _LAST_WORD = re.compile(r"([A-Za-zÅÄÖåäö](?:[A-Za-zÅÄÖåäö.]*[A-Za-zÅÄÖåäö])?)\.$")
 
@@ -193,6 +195,33 @@ REFERENCE = re.compile(
 def is_reference(text: str, start: int) -> bool:
     """Is the figure at ``text[start:]`` a label ("Annex 3", "P-5"), not a quantity?"""
     return bool(REFERENCE.search(text[max(0, start - 20): start]))
+
+
+SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
+FOOTNOTE = re.compile(rf"^\s*([{SUPERSCRIPTS}]+)\s*\S")
+"""A footnote: a line that opens with its mark ("⁵ *Multilateral Organisation ...*")."""
+_NOTE_MARK = re.compile(rf"(?<=[^\s{SUPERSCRIPTS}])[{SUPERSCRIPTS}]+")
+
+
+def note_marks(text: str) -> list[str]:
+    """The footnote marks a text carries after a word ("utveckling¹", "1951⁵", "parts.¹²"); not a
+    footnote's own opening mark."""
+    return _NOTE_MARK.findall(text)
+
+
+def on_footnote_line(text: str, at: int) -> bool:
+    """Is ``text[at]`` on a line that opens with a footnote mark (a footnote, or a sentence of one)?"""
+    return bool(FOOTNOTE.match(text[text.rfind("\n", 0, at) + 1: at + 8]))
+
+
+def footnotes(text: str) -> dict[str, str]:
+    """The footnotes standing in a text, by mark: mark -> the footnote's line, an exact substring."""
+    found: dict[str, str] = {}
+    for line in text.split("\n"):
+        m = FOOTNOTE.match(line)
+        if m:
+            found.setdefault(m.group(1), line.strip())
+    return found
 
 
 CITATION_MARKER = re.compile(r"\[(\d+)\]")

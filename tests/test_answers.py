@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.records import Filters, Turn
+from assistant.text import lead_text
 
 pytestmark = pytest.mark.slow
 
@@ -151,7 +152,6 @@ def test_a_question_asking_two_things_gets_both(full_service):
 
 def test_the_first_sentence_states_every_figure_asked_for(full_service):
     """Two things asked, or two years: the lead (up to its first citation) states both, citing both."""
-    from assistant.text import lead_text
 
     for question, figures in (
         ("How many security training sessions did IOM deliver in 2019, and how many personnel were trained?",
@@ -169,7 +169,6 @@ def test_the_first_sentence_states_every_figure_asked_for(full_service):
 def test_a_list_that_runs_into_the_next_passage_is_stated_whole(full_service):
     """The four priority areas are split over two passages by the chunker: all four are stated and
     the fourth cites the passage it is in."""
-    from assistant.text import lead_text
 
     answer = full_service.ask("List the four priority areas for Danish support to IOM in 2023-2026.")
     assert answer.answered and "climate change" in answer.answer
@@ -243,6 +242,35 @@ def test_swedish_abbreviations_are_rendered_whole():
     assert "approx. 5 million SEK" in text and "e.g." in text and ".." not in text
 
 
+def test_swedish_references_and_footnote_marks_are_rendered_whole():
+    """A bill's number stays one figure ("2018/19:1", not "2018 / 19: 1"), a time before a figure stays
+    apart ("2017: 50"), and a word carrying a footnote mark is still rendered ("utveckling¹")."""
+    from assistant.gloss import english_gloss
+
+    text = english_gloss("Målen för global utveckling¹. ² Prop. 2018/19:1 UO 8. 2017: 50 miljoner SEK")
+    assert "development¹." in text and "² Prop. 2018/19:1 UO 8" in text and "2017: 50 million SEK" in text
+
+
+def test_a_footnote_answers_with_what_it_is_a_note_to(full_service):
+    """The acronym is spelled out only in the footnote, which stands on the next page: the passage that
+    cites it repeats it, so the sentence and its note are one piece of evidence."""
+    answer = full_service.ask("What does the acronym MOPAN stand for in the Swedish IOM strategy?")
+    assert answer.answered and "Multilateral Organisation Performance Assessment Network" in lead_text(answer.answer)
+    assert any("⁵ *Multilateral Organisation Performance Assessment Network*" in c.quote for c in answer.citations)
+    assert_grounded(answer, full_service)
+
+
+def test_the_footnotes_of_the_best_sentence_support_it(full_service):
+    """A sentence citing footnotes brings them: the bill behind "politiken för global utveckling¹" is
+    stated and cited from its footnote, which says what it is a note to."""
+    answer = full_service.ask("Which government bill does the Swedish IOM strategy cite as the source of Sweden's "
+                              "Policy for Global Development?")
+    [note] = [c for c in answer.citations if c.quote.startswith("¹ Prop.")]
+    assert note.quote == "¹ Prop. 2002/03:112"
+    assert "2002/03:112" in answer.answer and "the note to “politiken för global utveckling¹”" in answer.answer
+    assert_grounded(answer, full_service)
+
+
 def test_figure_phrases_say_what_is_counted():
     from assistant.lexical import STOPWORDS
     from assistant.text import figure_phrase
@@ -284,7 +312,6 @@ def test_follow_up_asking_the_rank_finds_the_ranking_row(full_service):
     history = [Turn(role="user", content="What did Denmark give IOM unearmarked in 2022?"),
                Turn(role="assistant", content=first.answer)]
     answer = full_service.ask("And where did Denmark rank?", history=history)
-    from assistant.text import lead_text
 
     assert answer.answered and "ranked 4th" in lead_text(answer.answer), "the rank leads the answer"
     assert any(c.section and "ranking" in c.section.lower() for c in answer.citations)
@@ -298,7 +325,6 @@ def test_a_form_of_a_corpus_word_is_not_a_typo(full_service):
 
 
 def test_a_figure_from_a_table_in_millions_is_stated_with_its_scale(full_service):
-    from assistant.text import lead_text
 
     answer = full_service.ask("How much was the personnel component in 2019 under Denmark's intermediate strategy for IOM?")
     assert answer.answered and "DKK 2 million" in lead_text(answer.answer), answer.answer
@@ -353,7 +379,6 @@ def test_a_year_column_is_chosen_when_the_question_names_the_year():
 def test_a_question_asking_two_figures_of_a_table_leads_with_both_rows(full_service):
     """"How many ..., and how many of them were women?" over a staff table: the first sentence states
     the asked year's figure of each row, each citing its row."""
-    from assistant.text import lead_text
 
     state = full_service.parts()
     plan = state.retriever.plan("How many international Professional staff did IOM have in 2015, and how many of them were women?")

@@ -105,3 +105,16 @@ def test_a_table_in_millions_carries_its_scale_and_currency(chunks):
     _, nodes = chunks["dk-2023-2026"]
     [annex2] = [n for n in nodes if "Unearmarked Income\t\t3 508 772" in n.text]
     assert annex2.metadata["scale"] is None, "figures written out in full have no scale"
+
+
+def test_a_passage_repeats_the_footnotes_it_cites_from_elsewhere(chunks):
+    """"MOPAN⁵" stands on one page and its footnote on the next: the citing passage repeats the footnote
+    after its own text (an exact line of the document), and a footnote that is only a web address is
+    not repeated."""
+    source, nodes = chunks["se-2020-2022"]
+    [node] = [n for n in nodes if "MOPAN⁵-utvärderingen" in source[n.start_char_idx:n.end_char_idx]]
+    note = "⁵ *Multilateral Organisation Performance Assessment Network*"
+    assert note in node.text and note in source and note not in source[node.start_char_idx:node.end_char_idx]
+    _, danish = chunks["dk-2018-2020"]
+    cites = [n for n in danish if "Respectful Working Environment¹⁷" in n.text]
+    assert cites and all("¹⁷ https://" not in n.text for n in cites)

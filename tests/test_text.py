@@ -1,10 +1,11 @@
-"""The shared text concepts: years, figures and sentences (abbreviations and list marks do not end a sentence)."""
+"""The shared text concepts: years, figures, sentences (abbreviations and list marks do not end a sentence) and footnotes."""
 
 from __future__ import annotations
 
 import pytest
 
-from assistant.text import YEAR, closes_sentence, format_number, has_number, number_key, numbers_in, sentences
+from assistant.text import (YEAR, closes_sentence, footnotes, format_number, has_number, note_marks, number_key, numbers_in,
+                            on_footnote_line, sentences)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -18,6 +19,7 @@ from assistant.text import YEAR, closes_sentence, format_number, has_number, num
     ("A list:\n- one item\n- another item", ["A list:", "- one item", "- another item"]),
     ("Criteria:\n- a. Applying an approach;\n- b. Using tools.", ["Criteria:", "- a. Applying an approach;", "- b. Using tools."]),
     ("The region is covered.\n\n342. IOM added a post.", ["The region is covered.", "342.", "IOM added a post."]),
+    ("¹ Prop. 2002/03:112\n\n⁴ Skr. 2016/17:60", ["¹ Prop. 2002/03:112", "⁴ Skr. 2016/17:60"]),
 ])
 def test_sentences_do_not_break_at_abbreviations(text, expected):
     assert sentences(text) == expected
@@ -118,3 +120,13 @@ def test_the_figures_a_text_states_leave_out_years_labels_and_citation_markers()
 
     assert figures_in("**Unearmarked: USD 3,508,772**, per Annex 2: Overview of funding in 2022. [1]") == {"3508772"}
     assert figures_in("2\tUnited States of America\t(6,000,000.00)") == {"2", "6000000"}
+
+
+def test_footnote_marks_and_footnotes():
+    """A mark stands on the word it annotates; a footnote is a line that opens with its mark. "¹²" is
+    one mark, not "¹" and "²"."""
+    text = ("Strategin utgår från politiken för global utveckling¹, målen² och MOPAN⁵-utvärderingen. "
+            "Part I covers the budget.¹²\n\n¹ Prop. 2002/03:112\n\n¹² Adopted in 1954")
+    assert note_marks(text) == ["¹", "²", "⁵", "¹²"]
+    assert footnotes(text) == {"¹": "¹ Prop. 2002/03:112", "¹²": "¹² Adopted in 1954"}
+    assert on_footnote_line(text, text.index("2002/03")) and not on_footnote_line(text, text.index("MOPAN"))
