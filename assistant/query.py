@@ -91,9 +91,12 @@ CLAUSE_BREAK = re.compile(
 
 
 def question_parts(text: str) -> list[str]:
-    """The questions a question asks, when it asks more than one (each of two words or more)."""
+    """The questions a question asks, when it asks more than one (each of two words or more). One that
+    only names another year ("..., and what about 2020?") asks the same again: a side of the question
+    (``scopes``), not a question of its own."""
     parts = [p.strip(" ,?") for p in CLAUSE_BREAK.split(text)]
-    parts = [p for p in parts if len(words(p)) >= 2]
+    parts = [p for p in parts if len(words(p)) >= 2
+             and not all(YEAR.fullmatch(w) or w in STOPWORDS for w in words(p))]
     return parts if len(parts) > 1 else []
 
 

@@ -86,6 +86,8 @@ def test_question_parts_and_scopes():
     assert question_parts("Has quality improved? What did the 2020 meta-evaluation find?") == [
         "Has quality improved", "What did the 2020 meta-evaluation find"]
     assert question_parts("What did Denmark and Sweden give?") == []
+    # another year is another side of the same question, not a second question
+    assert question_parts("How many refugees did IOM help repatriate in 2019, and what about 2020?") == []
     docs = load_catalog(ROOT / "corpus")
     two_reports = question_scopes([2019, 2020], [], docs)
     assert [s.year for s in two_reports] == [2019, 2020]
