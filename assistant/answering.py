@@ -24,16 +24,16 @@ from assistant.evidence import (Candidate, IdfTable, apart_from_best, brackets_a
 from assistant.gloss import english_gloss
 from assistant.lexical import STOPWORDS, index_tokens, stem, token_set
 from assistant.names import only_listed
-from assistant.query import ASKS_CHANGE, RANKED, QueryPlan, part_plan
+from assistant.query import ASKS_CHANGE, COMPARISON, RANKED, QueryPlan, part_plan
 from assistant.ranker import ANSWER_SPANS, Ranker
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
 from assistant.scopes import Scope
 from assistant.tables import COUNTS, row_cells
-from assistant.text import (FIGURE, FOOTNOTE, SUPERSCRIPTS, TIME, YEAR, figure_phrase, figure_value, format_number,
-                            is_reference, note_marks, numbers_in, on_footnote_line, sentence_spans, states_figure)
+from assistant.text import (FIGURE, FOOTNOTE, SUPERSCRIPTS, TIME, YEAR, figure_phrase, figure_value, figures_in,
+                            format_number, is_reference, note_marks, numbers_in, on_footnote_line, sentence_spans,
+                            states_figure)
 
 VALUE = re.compile(r"[(\-–]?\s*[\d][\d\s,.]*\)?\s*%?|[-–]")  # a cell that is a figure, not a label
-COMPARISON = re.compile(r"\b(compare\w*|agree\w*|differ\w*|versus|vs\.?|both|jämför\w*|skillnad\w*|överens)\b", re.I)
 
 
 LIST_MARK = re.compile(r"(?:^|\n)[ \t]*(?:\d{1,2}[.)]|[a-z][.)]|[-•*–])[ \t]*$")
@@ -278,7 +278,7 @@ class ExtractiveAnswerer:
                 parts: list[list[Candidate]] = ()) -> tuple[list[Candidate], str]:
         """The claims an answer states from ranked candidates (and those of each thing the question
         asks, ``part_candidates``), and its text (claim ``n`` marked ``[n]``)."""
-        claims = self.kind_first(self.select_claims(cands, plan, parts), plan)
+        claims = [self.own_sentence(c, plan) for c in self.kind_first(self.select_claims(cands, plan, parts), plan)]
         periods: list[int | None] = [None] * len(claims)
         if plan.scopes:  # each side in the order the question asks them, with its year
             side = [next((i for i, s in enumerate(plan.scopes) if self.in_scope(c, s)), len(plan.scopes)) for c in claims]
@@ -367,6 +367,20 @@ class ExtractiveAnswerer:
             return claims
         i = next((i for i, c in enumerate(claims) if kind.search(self.claim_text(c, plan, True))), 0)
         return [claims[i], *claims[:i], *claims[i + 1:]]
+
+    @staticmethod
+    def own_sentence(c: Candidate, plan: QueryPlan) -> Candidate:
+        """A window of two sentences whose other sentence states figures of its own ("In Latin America
+        ... USD 4,184,957 ... In Asia and Oceania ... USD 5,980,339."): just the sentence holding the
+        figure it answers with, so the answer does not quote a neighbouring figure. Only for a question
+        asking one figure: of one asking several, the other sentence may state another."""
+        one = plan.wants_number and not plan.parts and not plan.scopes and len(plan.years) <= 1
+        figure = lead_figure(c.quote, plan) if one and c.features.get("window") else None
+        spans = [c.quote[a:b] for a, b in sentence_spans(c.quote)]
+        home = [q for q in spans if figure and figure in q]
+        if len(home) != 1 or not figures_in(" ".join(q for q in spans if q is not home[0])):
+            return c
+        return Candidate(c.node, c.rank, c.passage_score, home[0], c.is_row, c.features, c.score)
 
     def change(self, claims: list[Candidate], periods: list[int | None], plan: QueryPlan) -> str | None:
         """For two years' figures of the same measure and unit, the comparison: "From 13,500 in 2019 [1] to 19,400

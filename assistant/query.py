@@ -81,6 +81,9 @@ def figure_pattern(question: str) -> re.Pattern | None:
     return MONEY if HOW_MUCH.search(question) else None
 
 
+COMPARISON = re.compile(r"\b(compare\w*|agree\w*|differ\w*|versus|vs\.?|both|jämför\w*|skillnad\w*|överens)\b", re.I)
+"""A question that compares ("compared with", "do they agree"): each side is stated."""
+
 CLAUSE_BREAK = re.compile(
     r"\?\s+(?=\S)|,?\s+(?:and|but)\s+(?=(?:(?:from|in|for|to|at|by|with|on|of)\s+)?"
     r"(?:how|what|which|who|when|where|why|did|does|do|is|was|were|has|have|had)\b)"
@@ -92,11 +95,11 @@ CLAUSE_BREAK = re.compile(
 
 def question_parts(text: str) -> list[str]:
     """The questions a question asks, when it asks more than one (each of two words or more). One that
-    only names another year ("..., and what about 2020?") asks the same again: a side of the question
-    (``scopes``), not a question of its own."""
+    only names another year ("..., and what about 2020?", "how does that compare with 2019?") asks the
+    same again: a side of the question (``scopes``), not a question of its own."""
     parts = [p.strip(" ,?") for p in CLAUSE_BREAK.split(text)]
     parts = [p for p in parts if len(words(p)) >= 2
-             and not all(YEAR.fullmatch(w) or w in STOPWORDS for w in words(p))]
+             and not all(YEAR.fullmatch(w) or w in STOPWORDS or COMPARISON.fullmatch(w) for w in words(p))]
     return parts if len(parts) > 1 else []
 
 

@@ -271,6 +271,16 @@ def test_the_footnotes_of_the_best_sentence_support_it(full_service):
     assert_grounded(answer, full_service)
 
 
+def test_an_answer_quotes_its_own_sentence_not_the_neighbouring_figure(full_service):
+    """The best evidence is a window of two sentences, each with its own figure: the answer quotes only
+    the sentence holding the figure it states."""
+    answer = full_service.ask("How many vulnerable migrants in Libya and Yemen did IOM help go home through "
+                              "voluntary humanitarian return in 2020?")
+    assert "4,041" in lead_text(answer.answer) and "13,974" not in answer.answer
+    assert answer.citations[0].quote.startswith("Through voluntary humanitarian return, a total of 4,041")
+    assert_grounded(answer, full_service)
+
+
 def test_figure_phrases_say_what_is_counted():
     from assistant.lexical import STOPWORDS
     from assistant.text import figure_phrase
