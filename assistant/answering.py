@@ -173,6 +173,17 @@ def describe_row(cand: Candidate, plan: QueryPlan) -> str | None:
     return f"{lead} ({label})" if label else lead
 
 
+YEAR_BEFORE = re.compile(r"\b((?:19|20)\d\d)\s*:\s*$")
+YEAR_AFTER = re.compile(r"^\s*(?:[A-Za-zÅÄÖåäö-]+\s+){0,2}?(?:in|during|i|under)\s+((?:19|20)\d\d)\b(?!\s*[-–])")
+
+
+def figure_year(sentence: str, start: int, end: int) -> int | None:
+    """The year a figure is stated for, when the sentence labels it: "2018: USD 97.2 million",
+    "60 offices in 2019"."""
+    m = YEAR_BEFORE.search(sentence[max(0, start - 12):start]) or YEAR_AFTER.match(sentence[end:end + 40])
+    return int(m.group(1)) if m else None
+
+
 def lead_figure(sentence: str, plan: QueryPlan) -> str | None:
     """The number (with its unit) in a sentence to state first: of the asked kind ("how many staff",
     "how much") when the question says, else nearest to the question's terms. Years, labels
@@ -186,6 +197,9 @@ def lead_figure(sentence: str, plan: QueryPlan) -> str | None:
         value = m.group(0).strip(" ,.")
         if YEAR.fullmatch(value) or set(numbers_in(value)) & asked or is_reference(sentence, m.start()):
             continue
+        own_year = figure_year(sentence, m.start(), m.end())
+        if plan.years and own_year and own_year not in plan.years:
+            continue  # "(2018: USD 97.2 million)" in a sentence about 2019
         window = sentence[max(0, m.start() - 60): m.end() + 60]
         home = next((sentence[a:b] for a, b in own if a <= m.start() < b), window)
         score = (len(qtok & token_set(window, "en")) + 0.5 * len(qtok & token_set(home, "en"))

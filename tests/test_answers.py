@@ -281,6 +281,23 @@ def test_an_answer_quotes_its_own_sentence_not_the_neighbouring_figure(full_serv
     assert_grounded(answer, full_service)
 
 
+def test_a_figure_labelled_with_another_year_is_not_the_answer():
+    """"(2018: USD 97.2 million)" is 2018's figure: a question about 2019 is not answered with it."""
+    from assistant.answering import figure_year, lead_figure
+    from assistant.lexical import token_set
+    from assistant.query import QueryPlan
+
+    sentence = ("Expenditure through implementing partners across all IOM activities increased to USD 159.2 million "
+                "in 2019 (2018: USD 97.2 million), which is 7.6 per cent of total combined expenditure for 2019.")
+    at = sentence.index("USD 97.2")
+    assert figure_year(sentence, at, at + len("USD 97.2 million")) == 2018
+    question = "How much did IOM spend through implementing partners?"
+    plan = QueryPlan(question=question, tokens=sorted(token_set(question, "en")), years=[2019], wants_number=True)
+    assert lead_figure(sentence, plan) == "USD 159.2 million"
+    assert lead_figure(sentence, QueryPlan(question=question, tokens=plan.tokens, years=[2018],
+                                           wants_number=True)) != "USD 159.2 million"
+
+
 def test_figure_phrases_say_what_is_counted():
     from assistant.lexical import STOPWORDS
     from assistant.text import figure_phrase
