@@ -24,7 +24,7 @@ from assistant.evidence import (Candidate, IdfTable, apart_from_best, brackets_a
 from assistant.gloss import english_gloss
 from assistant.lexical import STOPWORDS, index_tokens, stem, token_set
 from assistant.names import only_listed
-from assistant.query import ASKS_CHANGE, COMPARISON, RANKED, QueryPlan, part_plan
+from assistant.query import ASKS_CHANGE, CHANGE, COMPARISON, PERCENT, RANKED, QueryPlan, part_plan
 from assistant.ranker import ANSWER_SPANS, Ranker
 from assistant.records import Answer, Citation, DocumentInfo, PassageOut
 from assistant.scopes import Scope
@@ -197,6 +197,8 @@ def lead_figure(sentence: str, plan: QueryPlan) -> str | None:
         value = m.group(0).strip(" ,.")
         if YEAR.fullmatch(value) or set(numbers_in(value)) & asked or is_reference(sentence, m.start()):
             continue
+        if plan.figure not in (None, PERCENT, CHANGE) and PERCENT.fullmatch(value):
+            continue  # a share does not say how many or how much
         own_year = figure_year(sentence, m.start(), m.end())
         if plan.years and own_year and own_year not in plan.years:
             continue  # "(2018: USD 97.2 million)" in a sentence about 2019

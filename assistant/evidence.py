@@ -289,6 +289,11 @@ def table_context(node: TextNode) -> str:
     return " ".join(str(x) for x in (md.get("section"), md.get("table_header"), md.get("title")) if x)
 
 
+CONTEXT_WEIGHT = 0.5
+"""How much a word of a question's context counts beside its own words: a follow-up's (the previous
+question and answer, whose subject it asks about) and a part's (the rest of the question it is part of)."""
+
+
 def group_weights(groups: list[frozenset[str]], idf: IdfTable, names: list[str] = ()) -> list[float]:
     """A question word weighs its rarest form's idf (a word the corpus lacks weighs half the maximum);
     names (Korea, Nigeria, RT0782) weigh more, since evidence without them is about something else."""
@@ -337,10 +342,11 @@ def score_candidates(
 
     ``span_similarity(passage id, span count)``: the query's cosine similarity to each span of the
     passage (the index's span vectors), or None when the index has none for it."""
-    weights = list(zip(plan.terms, group_weights(plan.terms, idf, name_tokens)))
-    plain = list(zip(plan.terms, group_weights(plan.terms, idf)))
-    total = sum(w for _, w in weights) or 1.0
     context_weights = list(zip(plan.context_terms, group_weights(plan.context_terms, idf)))
+    followed = [(g, CONTEXT_WEIGHT * w) for g, w in context_weights]
+    weights = list(zip(plan.terms, group_weights(plan.terms, idf, name_tokens))) + followed
+    plain = list(zip(plan.terms, group_weights(plan.terms, idf))) + followed
+    total = sum(w for _, w in weights) or 1.0
     all_tokens = {t for g in plan.terms for t in g}
     top = max((r.score for r in retrieved), default=1.0) or 1.0
     question_lang = "sv" if plan.swedish else "en"

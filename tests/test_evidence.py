@@ -3,12 +3,12 @@ passage; spans that state the same thing count once."""
 
 from __future__ import annotations
 
-from llama_index.core.schema import TextNode
+from llama_index.core.schema import NodeWithScore, TextNode
 
-from assistant.evidence import (WINDOW_CHARS, apart_from_best, extreme_rows, holds_place, same_evidence,
-                                sentence_windows, split_spans)
+from assistant.evidence import (CONTEXT_WEIGHT, WINDOW_CHARS, IdfTable, apart_from_best, extreme_rows, holds_place,
+                                same_evidence, score_candidates, sentence_windows, split_spans)
 from assistant.names import named_terms
-from assistant.query import asked_place, figure_pattern, term_groups
+from assistant.query import QueryPlan, asked_place, figure_pattern, term_groups
 
 TEXT = ("The Office of the Inspector General reviewed risk management in 2021. "
         "This concluded that IOM's current level of maturity is \"developing\". " + "A long sentence. " * 3)
@@ -133,3 +133,22 @@ def test_what_someone_gave_asks_for_an_amount_of_money():
         assert figure_pattern(q) is MONEY, q
     for q in ("What does Denmark give priority to?", "What did the review find?"):
         assert figure_pattern(q) is None, q
+
+
+def test_a_follow_ups_context_counts_in_the_coverage_of_its_evidence():
+    """"And among ungraded staff?" after a question about women's shares: the row that also has the
+    previous question's words covers more of what is asked than one with the new word alone."""
+    text = "Ungraded staff numbers rose.\n\nThe share of women among ungraded staff was 55%."
+    node = TextNode(text=text, metadata={"kind": "text", "document_id": "d", "language": "en"})
+    idf = IdfTable([["ungrad", "staff", "women", "share"], ["staff"], ["other"]])
+    plan = QueryPlan(question="And among ungraded staff?", tokens=["ungrad", "staff"],
+                     terms=[frozenset({"ungrad"}), frozenset({"staff"})])
+    followed = QueryPlan(question=plan.question, tokens=plan.tokens, terms=plan.terms,
+                         context_terms=[frozenset({"women"}), frozenset({"share"})])
+    cov = {c.quote: c.features["cov"] for c in score_candidates(followed, [NodeWithScore(node=node, score=1.0)], idf, {},
+                                                                 windows=False)}
+    alone = {c.quote: c.features["cov"] for c in score_candidates(plan, [NodeWithScore(node=node, score=1.0)], idf, {},
+                                                                  windows=False)}
+    share, rose = "The share of women among ungraded staff was 55%.", "Ungraded staff numbers rose."
+    assert CONTEXT_WEIGHT > 0 and alone[share] == alone[rose] == 1.0
+    assert cov[share] == 1.0 and cov[rose] < 1.0
