@@ -543,6 +543,12 @@ class ExtractiveAnswerer:
                 text = (f"The documents do not contain the answer for {', '.join(sorted(asked))}. They give it only for "
                         f"{', '.join(other)}: “{' '.join(near.quote.split())}” ({where}).")
         if passages:
-            closest = "; ".join(f"{p.title}" + (f", p. {p.page}" if p.page else "") for p in passages[:3])
+            places: dict[str, list[str]] = {}  # each document once, with where in it
+            for p in passages[:3]:
+                spot = f"p. {p.page}" if p.page else p.section
+                spots = places.setdefault(p.title, [])
+                if spot and spot not in spots:
+                    spots.append(spot)
+            closest = "; ".join(title + (f" ({'; '.join(spots)})" if spots else "") for title, spots in places.items())
             text += f" The closest passages are from: {closest}."
         return text

@@ -90,6 +90,9 @@ def test_plausible_absent_questions_are_refused(full_service, question):
     assert not answer.citations
     assert "do not contain" in answer.answer
     assert answer.passages, "a refusal still lists the closest passages"
+    closest = answer.answer.split("The closest passages are from: ")[1]
+    titles = [p.title for p in answer.passages[:3]]
+    assert all(closest.count(t) == 1 for t in set(titles)), "each document named once, with where in it"
 
 
 def test_filters_restrict_the_documents(full_service):
