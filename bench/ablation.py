@@ -23,7 +23,13 @@ Levers:
 - sign constraints: the ranker and answerability weights learned without ``train_ranker.SIGNS``;
 - wrong cost 2.0: the operating point chosen with a wrong answer costing two false refusals;
 - the cases added in this release (``ADDED`` on): the ranker trained without them;
-- neighbouring rows: no ``step_row`` (a follow-up's "who came right after them?" row).
+- neighbouring rows: no ``step_row`` (a follow-up's "who came right after them?" row);
+- footnote links: a sentence and its footnotes are not each other's context in the evidence, and the
+  best span's footnotes do not support it (the index still repeats the footnotes a passage cites);
+- follow-up context weight: a follow-up's context (and a part's rest of the question) counts
+  nothing in the coverage of its evidence (``evidence.CONTEXT_WEIGHT`` 0);
+- own sentence: a window of two sentences is quoted whole even when its other sentence states
+  figures of its own.
 
 Run: .venv/bin/python bench/ablation.py [WORD ...]  (only the variants whose name has one of the words)
 """
@@ -31,6 +37,7 @@ Run: .venv/bin/python bench/ablation.py [WORD ...]  (only the variants whose nam
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from unittest import mock
@@ -63,6 +70,19 @@ def drop(model: LinearModel, features: tuple[str, ...]) -> LinearModel:
     return replace(model, weights={k: v for k, v in model.weights.items() if k not in features})
 
 
+def off(*targets: tuple[str, object]) -> ExitStack:
+    """The levers at ``targets`` ((dotted name, replacement), ...) switched off until the stack closes."""
+    stack = ExitStack()
+    for target, new in targets:
+        stack.enter_context(mock.patch(target, new))
+    return stack
+
+
+NO_NOTES = (("assistant.evidence.note_links", lambda quotes: [[] for _ in quotes]),
+            ("assistant.answering.note_marks", lambda text: []))
+NO_CONTEXT = (("assistant.evidence.CONTEXT_WEIGHT", 0.0),)
+
+
 def main() -> int:
     settings = get_settings()
     doc_ids = catalog_doc_ids(Path(settings.corpus_dir) / "catalog.toml")
@@ -78,6 +98,10 @@ def main() -> int:
     full = ranker_without(())
     prior_ranked = train(examples, ranking=LinearModel({"prior": 1.0}))
     fewer = train(collect(base, [c for c in cases["training"] if c.id < ADDED], settings.top_k))
+    with off(*NO_NOTES):
+        no_notes = train(collect(base, cases["training"], settings.top_k))
+    with off(*NO_CONTEXT):
+        no_context = train(collect(base, cases["training"], settings.top_k))
     base.parts().answerer.policy = replace(base.parts().answerer.policy, sentence_windows=False)
     no_windows = train(collect(base, cases["training"], settings.top_k))
     with mock.patch.object(train_ranker, "SIGNS", {}):
@@ -102,16 +126,20 @@ def main() -> int:
         ("+ wrong cost 2.0", costlier, {}, True),
         ("- the cases added this release", fewer, {}, True),
         ("- neighbouring rows (step_row)", ranker_without(("step_row",)), {}, True),
+        ("- footnote links", no_notes, {}, True, NO_NOTES),
+        ("- follow-up context weight", no_context, {}, True, NO_CONTEXT),
+        ("- own sentence", full, {"own_sentence": lambda c, plan: c}, True),
     ]
     if sys.argv[1:]:
         variants = [v for v in variants if any(w in v[0] for w in sys.argv[1:])]
     print(f"{'variant':34s} {'set':9s} " + " ".join(f"{c:>18s}" for c in COLUMNS))
-    for name, ranker, policy, with_history in variants:
+    for name, ranker, policy, with_history, *switched in variants:
+        stack = off(*(switched[0] if switched else ()))
         service = build_service(settings, ranker=ranker)
         service.load()
         answerer, retriever = service.parts().answerer, service.parts().retriever
         plan_fields = {k: v for k, v in policy.items() if k in ("scopes", "parts")}
-        for k in ("lead", "next_passage"):  # the answerer's own parts, switched off on the instance
+        for k in ("lead", "next_passage", "own_sentence"):  # the answerer's own parts, switched off on the instance
             if k in policy:
                 setattr(answerer, k, policy.pop(k))
         policy = {k: v for k, v in policy.items() if k not in plan_fields}
@@ -124,6 +152,7 @@ def main() -> int:
             rows = run_cases(run, ServiceAsker(service), doc_ids, top_k=settings.top_k, depth=settings.top_k)
             s = summarize(rows, settings.top_k)
             print(f"{name:34s} {set_name:9s} " + " ".join(f"{100 * (s[c] or 0):18.1f}" for c in COLUMNS), flush=True)
+        stack.close()
     return 0
 
 
