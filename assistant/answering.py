@@ -173,8 +173,8 @@ def describe_row(cand: Candidate, plan: QueryPlan) -> str | None:
     return f"{lead} ({label})" if label else lead
 
 
-YEAR_BEFORE = re.compile(r"\b((?:19|20)\d\d)\s*:\s*$")
-YEAR_AFTER = re.compile(r"^\s*(?:[A-Za-zÅÄÖåäö-]+\s+){0,2}?(?:in|during|i|under)\s+((?:19|20)\d\d)\b(?!\s*[-–])")
+YEAR_BEFORE = re.compile(rf"{YEAR.pattern}\s*:\s*$")
+YEAR_AFTER = re.compile(rf"^\s*(?:[A-Za-zÅÄÖåäö-]+\s+){{0,2}}?(?:in|during|i|under)\s+{YEAR.pattern}(?!\s*[-–])")
 
 
 def figure_year(sentence: str, start: int, end: int) -> int | None:

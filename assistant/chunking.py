@@ -169,7 +169,9 @@ def split_lines(text: str, running_headers: Sequence[str] = ()) -> list[Line]:
 def _is_heading(lines: list[Line], i: int) -> bool:
     line = lines[i]
     s = line.stripped
-    if not s or line.is_tab_row or len(s) > 100 or BULLET.match(line.text) or FOOTNOTE.match(s) or s[0] == "*":
+    if not s or line.is_tab_row or len(s) > 100 or BULLET.match(line.text) or FOOTNOTE.match(s):
+        return False
+    if s[0] == "*":  # an emphasised title ("*Migration Governance Framework*") or an asterisk note
         return False
     prev_blank = i == 0 or lines[i - 1].is_blank
     next_blank = i + 1 >= len(lines) or lines[i + 1].is_blank

@@ -375,7 +375,8 @@ def score_candidates(
             around = own | context_tokens
             # "the Office" in this sentence is the one the previous sentence names; a footnote means
             # what the sentence citing it says, and a sentence what its footnotes add
-            previous = frozenset().union(own_tokens[i - 1] if i > 0 else (), *(label_tokens[k] for k in links[i] + links[last]))
+            previous = frozenset().union(own_tokens[i - 1] if i > 0 else (),
+                                         *(label_tokens[k] for k in links[i] + links[last]))
             own_cov = _coverage(weights, own)
             cov = sum(w if g & own else (PRIOR.around * w if g & (around | previous) else
                                          (PRIOR.passage_only * w if g & passage_tokens else 0.0))
